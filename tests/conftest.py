@@ -1,0 +1,59 @@
+"""Fixtures shared by every test module."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def _needs_shared(sub: str) -> Path:
+    path = SHARED / sub
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared test material is not beside this checkout")
+    return path
+
+
+@pytest.fixture
+def shared_testdata() -> Path:
+    return _needs_shared("testdata")
+
+
+@pytest.fixture
+def shared_models() -> Path:
+    return _needs_shared("models")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail any test that leaves a thread of its own running (as watchdog's tests do)."""
+    before = set(threading.enumerate())
+    yield
+    # TensorFlow and gRPC keep pools of their own; only bshmd-named threads are ours.
+    leaked = [
+        t for t in threading.enumerate()
+        if t not in before and t.is_alive() and t.name.startswith("bshmd")
+    ]
+    for thread in leaked:
+        thread.join(timeout=5)
+    still = [t.name for t in leaked if t.is_alive()]
+    assert not still, f"threads left running: {still}"
+
+
+@pytest.fixture
+def hot(tmp_path: Path) -> dict[str, Path]:
+    """An input, output and quarantine folder side by side, as a NAS share would hold them."""
+    folders = {name: tmp_path / name for name in ("in", "out", "quarantine")}
+    for path in folders.values():
+        path.mkdir()
+    return folders
+
+
+def open_fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
