@@ -17,4 +17,4 @@ test: setup-dev
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: setup-dev
-	$(VENV)/bin/ruff check bshmd tests bench scripts
+	$(VENV)/bin/ruff check .
