@@ -1,0 +1,247 @@
+"""Writing and moving files so that a reader never sees half a file, and nothing escapes its root.
+
+``atomic_write`` writes to a temporary name in the destination folder, makes it durable
+(fsync), gives it its final mode and group, renames it over the final name and fsyncs the
+folder. The temporary name starts with "." and ends with ".bshmd-tmp", so hot-folder
+watchers downstream (ours included) ignore it.
+
+Paths are walked one component at a time from ``root`` with ``O_NOFOLLOW`` and ``dir_fd``, so
+a symlinked folder inside the tree is refused even if it appears between a check and the
+write. A symlink *at the final name* is replaced by the new file (rename swaps the directory
+entry; the link's target is never written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+log = logging.getLogger("bshmd.atomic")
+
+TMP_SUFFIX = ".bshmd-tmp"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class UnsafePathError(ValueError):
+    """A destination outside its root, or reached through a symlinked folder."""
+
+
+class UnknownGroupError(LookupError):
+    """outputs.group names a group this host does not have."""
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the temporary files atomic_write leaves only while it writes (or after a crash)."""
+    return name.startswith(".") and name.endswith(TMP_SUFFIX)
+
+
+def group_id(group: str | None) -> int:
+    """The numeric id of ``group`` (a name, or digits), or -1 for 'leave it as it is'."""
+    if group is None:
+        return -1
+    import grp
+
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        if group.isdigit():
+            return int(group)
+        raise UnknownGroupError(f"outputs.group = {group!r}: no such group on this host") from None
+
+
+def _relative_parts(path: Path, root: Path) -> tuple[Path, tuple[str, ...]]:
+    root_abs = Path(os.path.abspath(root))
+    path_abs = Path(os.path.abspath(path))  # folds "..", lexically: the walk below checks links
+    try:
+        rel = path_abs.relative_to(root_abs)
+    except ValueError:
+        raise UnsafePathError(f"{path}: lies outside {root}; refusing to write there") from None
+    if not rel.parts:
+        raise UnsafePathError(f"{path}: is the root folder itself, not a file under it")
+    return root_abs, rel.parts
+
+
+@contextlib.contextmanager
+def open_parent(path: Path, root: Path, *, create: bool = True) -> Iterator[tuple[int, str]]:
+    """(descriptor of the folder that holds ``path``, file name), walked safely from ``root``.
+
+    Missing folders are created (when ``create``); a component that is a symlink or not a
+    folder raises UnsafePathError. ``root`` itself may be a symlink (a mount point often is).
+    """
+    root_abs, parts = _relative_parts(path, root)
+    fd = os.open(root_abs, _DIR_FLAGS)
+    try:
+        for index, part in enumerate(parts[:-1]):
+            try:
+                next_fd = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o777, dir_fd=fd)
+                next_fd = _open_component(part, fd, root_abs, parts[: index + 1])
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    where = root_abs.joinpath(*parts[: index + 1])
+                    raise UnsafePathError(f"{where}: is a symlink or not a folder; refusing to write through it") from None
+                raise
+            os.close(fd)
+            fd = next_fd
+        yield fd, parts[-1]
+    finally:
+        os.close(fd)
+
+
+def _open_component(part: str, dir_fd: int, root: Path, parts: tuple[str, ...]) -> int:
+    try:
+        return os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafePathError(f"{root.joinpath(*parts)}: is a symlink or not a folder") from None
+        raise
+
+
+def _temp_name(name: str) -> str:
+    # Keep the temporary name within NAME_MAX (255 bytes) whatever the final name's length.
+    stem = name if len(os.fsencode(name)) <= 180 else "long-name"
+    return f".{stem}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def atomic_write(path: Path, data: bytes, *, root: Path, mode: int = 0o644, group: str | None = None) -> None:
+    """Write ``data`` to ``path`` (under ``root``) so that it appears complete or not at all."""
+    gid = group_id(group)  # an unknown group fails before anything is written
+    with open_parent(Path(path), root) as (dir_fd, name):
+        tmp = _temp_name(name)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=dir_fd)
+        try:
+            try:
+                _write_all(fd, data)
+                os.fchmod(fd, mode)  # explicit, so the umask does not decide
+                if gid != -1:
+                    os.fchown(fd, -1, gid)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+        _fsync_dir(dir_fd)
+
+
+def _fsync_dir(dir_fd: int) -> None:
+    try:
+        os.fsync(dir_fd)
+    except OSError as exc:  # some network filesystems refuse fsync on folders; the rename stands
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+
+
+def numbered_name(name: str, number: int) -> str:
+    """'a.jpg' → 'a~1.jpg'; 'archive' → 'archive~1'; '.hidden' → '.hidden~1'."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        return f"{name}~{number}"
+    return f"{stem}~{number}.{ext}"
+
+
+def free_name(dir_fd: int, name: str, taken: Callable[[str], bool] | None = None) -> str:
+    """``name`` or the first 'name~N.ext' that does not exist in the folder (nor is ``taken``)."""
+    number = 0
+    candidate = name
+    while _exists(dir_fd, candidate) or (taken is not None and taken(candidate)):
+        number += 1
+        candidate = numbered_name(name, number)
+    return candidate
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def safe_move(src: Path, dst: Path, *, root: Path, taken: Callable[[str], bool] | None = None) -> Path:
+    """Move the file ``src`` to ``dst`` under ``root`` without overwriting anything.
+
+    If ``dst`` exists, 'name~1.ext', 'name~2.ext'… is used instead; ``taken`` may reserve
+    further names (a sidecar's owner). Returns the final path. On one filesystem this is a
+    hard link then unlink (link refuses to overwrite, so two movers cannot clobber each other);
+    across filesystems, or where links are unsupported (SMB), a copy to a temporary name,
+    fsync, then the no-overwrite step, then the source is removed.
+    """
+    src = Path(src)
+    with open_parent(Path(dst), root) as (dir_fd, name):
+        while True:
+            final = free_name(dir_fd, name, taken)
+            try:
+                _place(src, dir_fd, final)
+            except FileExistsError:
+                continue  # another mover took that name between the check and the link
+            break
+        _fsync_dir(dir_fd)
+    final_path = Path(dst).with_name(final)
+    log.debug("moved %s to %s", src, final_path)
+    return final_path
+
+
+def _place(src: Path, dir_fd: int, final: str) -> None:
+    try:
+        os.link(src, final, dst_dir_fd=dir_fd, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        _copy_then_place(src, dir_fd, final)
+    os.unlink(src)
+
+
+def _copy_then_place(src: Path, dir_fd: int, final: str) -> None:
+    tmp = _temp_name(final)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                 dir_fd=dir_fd)
+    try:
+        with open(src, "rb") as reader, os.fdopen(fd, "wb", closefd=False) as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+            writer.flush()
+            info = os.fstat(reader.fileno())
+            os.fchmod(fd, info.st_mode & 0o7777)
+            os.utime(fd, ns=(info.st_atime_ns, info.st_mtime_ns))
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    os.close(fd)
+    try:
+        try:
+            os.link(tmp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except FileExistsError:
+            raise
+        except OSError:
+            # No hard links here (SMB, some FUSE): check-then-rename, a small window only.
+            if _exists(dir_fd, final):
+                raise FileExistsError(errno.EEXIST, "exists", final) from None
+            os.rename(tmp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)

@@ -1,0 +1,184 @@
+"""The result files for one input: their names, their encoded bytes, and writing them all-or-nothing.
+
+Names keep the input's own name, extension included, and add a suffix per format, so two
+inputs ``a.jpg`` and ``a.png`` in one folder never collide::
+
+    <output>/<rel folder>/a.jpg.cutout.png     RGBA PNG: the photo with the matte as alpha
+    <output>/<rel folder>/a.jpg.alpha.png      8-bit grey PNG: the matte alone
+    <output>/<rel folder>/a.jpg.composite.jpg  the person on outputs.background(_image)
+                                               (".composite.png" with composite_format: png)
+    <output>/<rel folder>/a.jpg.cutout.webp    RGBA WebP (lossless at webp_quality: 100)
+
+Every result has the input's full resolution. ``feather_px`` softens the matte once, before
+any format is rendered, so all formats of one input agree.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from bshmd.pipeline.atomic import atomic_write
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from bshmd.config import OutputsConfig
+
+log = logging.getLogger("bshmd.outputs")
+
+# format → suffix appended to the input's file name ("composite" depends on composite_format).
+OUTPUT_SUFFIXES: dict[str, str] = {
+    "cutout": ".cutout.png",
+    "alpha": ".alpha.png",
+    "composite": ".composite.jpg",
+    "webp": ".cutout.webp",
+}
+_COMPOSITE_SUFFIX = {"jpeg": ".composite.jpg", "png": ".composite.png"}
+
+
+def output_suffix(fmt: str, outputs: OutputsConfig) -> str:
+    if fmt == "composite":
+        return _COMPOSITE_SUFFIX[outputs.composite_format]
+    return OUTPUT_SUFFIXES[fmt]
+
+
+def output_paths(output_root: Path, relpath: PurePosixPath, outputs: OutputsConfig) -> dict[str, Path]:
+    """format → final path of that result for the input at ``relpath`` (relative to its input root)."""
+    relpath = PurePosixPath(relpath)
+    if relpath.is_absolute() or ".." in relpath.parts or not relpath.name:
+        raise ValueError(f"{relpath}: expected a relative path inside the input folder")
+    folder = Path(output_root).joinpath(*relpath.parent.parts)
+    return {fmt: folder / (relpath.name + output_suffix(fmt, outputs)) for fmt in outputs.formats}
+
+
+def _background_rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def _cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize to cover height×width keeping the aspect ratio, then crop the centre."""
+    import cv2
+
+    src_h, src_w = image.shape[:2]
+    scale = max(height / src_h, width / src_w)
+    new_h, new_w = max(height, round(src_h * scale)), max(width, round(src_w * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return resized[top:top + height, left:left + width]
+
+
+def load_background(path: Path) -> np.ndarray:
+    """outputs.background_image as RGB (decoded with the same rules as inputs).
+
+    Cached per (path, size, mtime): decoded once, re-read when someone replaces the file.
+    """
+    info = os.stat(path)
+    return _load_background(str(path), info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_background(path: str, size: int, mtime_ns: int) -> np.ndarray:
+    from bshmd.pipeline.decode import decode_image
+
+    image = decode_image(Path(path), max_pixels=200_000_000, max_file_bytes=1 << 30)
+    image.setflags(write=False)  # shared between calls
+    return image
+
+
+def feather(alpha: np.ndarray, feather_px: float) -> np.ndarray:
+    """The matte blurred with a Gaussian of sigma ``feather_px`` (unchanged at 0)."""
+    if feather_px <= 0:
+        return alpha
+    import cv2
+
+    return cv2.GaussianBlur(alpha, (0, 0), sigmaX=feather_px, sigmaY=feather_px,
+                            borderType=cv2.BORDER_REPLICATE)
+
+
+def composite(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -> np.ndarray:
+    """rgb·a + background·(1−a), rounded to uint8."""
+    import numpy as np
+
+    height, width = alpha.shape
+    if outputs.background_image is not None:
+        background = _cover(load_background(outputs.background_image), height, width).astype(np.float32)
+    else:
+        background = np.empty((height, width, 3), np.float32)
+        background[:] = _background_rgb(outputs.background)
+    a = alpha.astype(np.float32)[:, :, None] / 255.0
+    mixed = rgb.astype(np.float32) * a + background * (1.0 - a)
+    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+
+
+def _check_shapes(rgb: np.ndarray, alpha: np.ndarray) -> None:
+    import numpy as np
+
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected a uint8 H×W×3 image, got {rgb.dtype} {rgb.shape}")
+    if alpha.dtype != np.uint8 or alpha.shape != rgb.shape[:2]:
+        raise ValueError(f"expected a uint8 H×W matte of the image's size {rgb.shape[:2]}, got "
+                         f"{alpha.dtype} {alpha.shape}")
+
+
+def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -> dict[str, bytes]:
+    """format → encoded file, for every format in ``outputs.formats``."""
+    import numpy as np
+    from PIL import Image
+
+    _check_shapes(rgb, alpha)
+    alpha = feather(alpha, outputs.feather_px)
+    blobs: dict[str, bytes] = {}
+    rgba = None
+    if {"cutout", "webp"} & set(outputs.formats):
+        rgba = np.dstack([rgb, alpha])
+    for fmt in outputs.formats:
+        buffer = io.BytesIO()
+        if fmt == "cutout":
+            Image.fromarray(rgba, "RGBA").save(buffer, "PNG", compress_level=outputs.png_compression)
+        elif fmt == "alpha":
+            Image.fromarray(alpha, "L").save(buffer, "PNG", compress_level=outputs.png_compression)
+        elif fmt == "composite":
+            image = Image.fromarray(composite(rgb, alpha, outputs), "RGB")
+            if outputs.composite_format == "jpeg":
+                image.save(buffer, "JPEG", quality=outputs.jpeg_quality, optimize=True)
+            else:
+                image.save(buffer, "PNG", compress_level=outputs.png_compression)
+        elif fmt == "webp":
+            lossless = outputs.webp_quality == 100
+            # exact=True keeps the colour under fully transparent pixels, as the PNG cut-out does.
+            Image.fromarray(rgba, "RGBA").save(buffer, "WEBP", quality=outputs.webp_quality,
+                                               lossless=lossless, exact=True)
+        else:  # the config model allows no other value
+            raise ValueError(f"unknown output format {fmt!r}")
+        blobs[fmt] = buffer.getvalue()
+    return blobs
+
+
+def write_outputs(paths: dict[str, Path], blobs: dict[str, bytes], *, output_root: Path, file_mode: int,
+                  group: str | None) -> None:
+    """Write every result atomically; if one fails, remove those this call already wrote.
+
+    Either all formats of an input appear under their final names or none does (a crash
+    between two renames can leave the first ones; the next run rewrites them).
+    """
+    if set(paths) != set(blobs):
+        raise ValueError(f"paths {sorted(paths)} and blobs {sorted(blobs)} name different formats")
+    written: list[Path] = []
+    try:
+        for fmt, path in paths.items():
+            atomic_write(path, blobs[fmt], root=output_root, mode=file_mode, group=group)
+            written.append(path)
+    except BaseException as exc:
+        for path in written:
+            try:
+                path.unlink()
+            except OSError as cleanup_error:
+                log.error("could not remove %s after a failed write: %s", path, cleanup_error)
+        log.error("writing results failed (%s); removed %d already written", exc, len(written))
+        raise
