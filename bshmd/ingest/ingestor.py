@@ -1,0 +1,445 @@
+"""The hot-folder front end: watch, rescan, settle, claim, hand over.
+
+One ``bshmd-ingest`` thread does all the deciding (so the bookkeeping needs no locks of its
+own); observers only nominate paths to it, and a ``bshmd-claim-renewer`` thread keeps this
+instance's leases alive. Each folder pair is handled on its own: one that disappears (NAS
+unmounted, folder renamed) is reported once and retried, the others carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as stat_module
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bshmd.config import Config, FolderConfig
+from bshmd.ingest import settle as settle_states
+from bshmd.ingest.claims import ClaimStore, FileClaim, StateUnavailable
+from bshmd.ingest.filters import PathFilter, excluded_dirs_for
+from bshmd.ingest.mounts import watch_mode_for
+from bshmd.ingest.scan import stat_candidate, walk
+from bshmd.ingest.settle import SettleTracker, opens_for_reading
+from bshmd.ingest.watch import OverflowListener, start_observer, stop_observer
+from bshmd.records import FileKey, Job
+
+log = logging.getLogger("bshmd.ingest")
+
+OnReady = Callable[[Job], bool]
+OnEvent = Callable[[str, dict], None]
+
+
+@dataclass(eq=False)
+class _Folder:
+    """Everything the ingestor keeps about one folder pair."""
+
+    cfg: FolderConfig
+    index: int
+    root: Path
+    path_filter: PathFilter
+    store: ClaimStore
+    tracker: SettleTracker
+    mode: str = "events"
+    observer: Any = None
+    available: bool | None = None  # None: not checked yet
+    identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the root the observer watches
+    rescan_due: float = 0.0  # monotonic
+    state_warned: bool = False
+    handed: dict[FileKey, Path] = field(default_factory=dict)
+
+
+class Ingestor:
+    def __init__(
+        self,
+        config: Config,
+        on_ready: OnReady,
+        *,
+        instance_id: str,
+        on_event: OnEvent | None = None,
+    ) -> None:
+        self._config = config
+        self._on_ready = on_ready
+        self._on_event = on_event
+        self.instance_id = instance_id
+        self._lock = threading.RLock()  # guards _folders and _config against reconfigure
+        self._folders: dict[str, _Folder] = {}
+        self._stores: dict[Path, ClaimStore] = {}
+        self._nominated: dict[Path, tuple[_Folder, bool]] = {}
+        self._released: list[tuple[ClaimStore, FileKey]] = []
+        self._inbox_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._overflow = OverflowListener(self.request_rescan)
+        self._next_availability_check = 0.0
+        self._last_rescan = 0.0
+        self._build_folders(config)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stopping.clear()
+        self._overflow.install()
+        self._threads = [
+            threading.Thread(target=self._run, name="bshmd-ingest", daemon=True),
+            threading.Thread(target=self._renew_leases, name="bshmd-claim-renewer", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop watching. Claims already handed to the pipeline stay valid for one lease."""
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        self._overflow.remove()
+        with self._lock:
+            for folder in self._folders.values():
+                self._stop_watching(folder)
+
+    def reconfigure(self, config: Config) -> None:
+        """Apply a reloaded configuration: folders added or removed, timings changed."""
+        with self._lock:
+            old_config, old = self._config, self._folders
+            self._config = config
+            self._build_folders(config, previous=old, previous_config=old_config)
+        self._wake.set()
+
+    def request_rescan(self) -> None:
+        """Rescan every folder soon (after an inotify queue overflow, or on demand)."""
+        with self._lock:
+            for folder in self._folders.values():
+                folder.rescan_due = 0.0
+        self._emit("rescan", {"reason": "requested"})
+        self._wake.set()
+
+    def health(self) -> dict:
+        with self._lock:
+            folders = {
+                str(f.cfg.input): {
+                    "available": bool(f.available),
+                    "mode": f.mode,
+                    "watching": f.observer is not None and f.observer.is_alive(),
+                }
+                for f in self._folders.values()
+            }
+            pending = sum(len(f.tracker) for f in self._folders.values())
+        return {"folders": folders, "pending": pending, "last_rescan": self._last_rescan}
+
+    # --- configuration --------------------------------------------------------------------
+
+    def _build_folders(
+        self,
+        config: Config,
+        previous: dict[str, _Folder] | None = None,
+        previous_config: Config | None = None,
+    ) -> None:
+        previous = previous or {}
+        excluded = excluded_dirs_for(config.folders)
+        poll_changed = previous_config is not None and previous_config.poll_seconds != config.poll_seconds
+        folders: dict[str, _Folder] = {}
+        now = time.monotonic()
+        for index, cfg in enumerate(config.folders):
+            key = str(cfg.input)
+            path_filter = PathFilter(cfg.input, config.extensions, excluded)
+            old = previous.get(key)
+            if old is not None and old.cfg == cfg:
+                old.index, old.path_filter = index, path_filter
+                old.tracker.settle_seconds = config.settle_seconds
+                old.store.lease_seconds = config.claims.lease_seconds
+                old.rescan_due = min(old.rescan_due, now + config.rescan_seconds)
+                if poll_changed and old.mode == "poll":
+                    self._stop_watching(old)
+                    old.available = None  # restarts the observer at the next check
+                folders[key] = old
+                continue
+            if old is not None:
+                self._stop_watching(old)
+            folders[key] = _Folder(
+                cfg=cfg,
+                index=index,
+                root=cfg.input,
+                path_filter=path_filter,
+                store=self._store_for(cfg.state_dir, config.claims.lease_seconds),
+                tracker=SettleTracker(config.settle_seconds),
+            )
+        for key, old in previous.items():
+            if key not in folders:
+                self._stop_watching(old)
+                log.info("no longer watching %s", old.root)
+        self._folders = folders
+        self._next_availability_check = 0.0
+
+    def _store_for(self, state_dir: Path, lease_seconds: float) -> ClaimStore:
+        store = self._stores.get(state_dir)
+        if store is None:
+            store = ClaimStore(state_dir, self.instance_id, lease_seconds)
+            store.on_released = lambda key, store=store: self._note_released(store, key)
+            self._stores[state_dir] = store
+        store.lease_seconds = lease_seconds
+        return store
+
+    # --- threads --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                with self._lock:
+                    timeout = self._tick()
+            except Exception:
+                log.exception("ingest loop failed; continuing")
+                timeout = 1.0
+            self._wake.wait(max(0.01, timeout))
+            self._wake.clear()
+
+    def _renew_leases(self) -> None:
+        while not self._stopping.wait(max(0.2, self._config.claims.lease_seconds / 3)):
+            for store in list(self._stores.values()):
+                try:
+                    store.renew()
+                except Exception:
+                    log.exception("renewing claims in %s failed; continuing", store.state_dir)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _tick(self) -> float:
+        """One pass over everything that is due; returns how long to sleep."""
+        config = self._config
+        now = time.monotonic()
+        if now >= self._next_availability_check:
+            for folder in self._folders.values():
+                self._check_available(folder)
+            self._next_availability_check = now + min(config.poll_seconds, 5.0)
+
+        with self._inbox_lock:
+            nominated, self._nominated = self._nominated, {}
+            released, self._released = self._released, []
+        for store, key in released:
+            self._reoffer(store, key)
+
+        for folder in self._folders.values():
+            if self._stopping.is_set():
+                break
+            if not folder.available:
+                continue
+            if time.monotonic() >= folder.rescan_due:
+                self._rescan(folder)
+        live = set(self._folders.values())
+        for path, (folder, is_dir) in nominated.items():
+            if folder in live and folder.available:
+                self._consider_nominated(folder, path, is_dir)
+        for folder in self._folders.values():
+            if folder.available:
+                self._settle_due(folder)
+
+        deadlines = [self._next_availability_check]
+        for folder in self._folders.values():
+            deadlines.append(folder.rescan_due)
+            deadline = folder.tracker.next_deadline()
+            if deadline is not None:
+                deadlines.append(deadline)
+        return min(deadlines) - time.monotonic()
+
+    def _check_available(self, folder: _Folder) -> None:
+        reason = ""
+        identity = None
+        try:
+            st = os.stat(folder.root)
+            identity = (st.st_dev, st.st_ino)
+            if not stat_module.S_ISDIR(st.st_mode):
+                reason = "not a folder"
+            elif not os.access(folder.root, os.R_OK | os.X_OK):
+                reason = "not readable"
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+        if reason:
+            if folder.available is not False:
+                log.warning("input folder %s is unavailable (%s); retrying every %gs",
+                            folder.root, reason, self._config.poll_seconds)
+                self._emit("folder_unavailable", {"folder": str(folder.root), "reason": reason})
+            folder.available = False
+            self._stop_watching(folder)
+            return
+        came_back = folder.available is False
+        if folder.available and identity == folder.identity and folder.observer is not None:
+            return
+        if came_back:
+            log.warning("input folder %s is available again", folder.root)
+            self._emit("folder_back", {"folder": str(folder.root)})
+        # First sight, back after an outage, or replaced (remounted, recreated): watch anew.
+        self._stop_watching(folder)
+        folder.available, folder.identity = True, identity
+        folder.mode = watch_mode_for(folder.root, folder.cfg.watch)
+        name = f"bshmd-watch-{folder.index}"
+        try:
+            folder.observer = start_observer(folder.root, folder.mode, self._config.poll_seconds,
+                                             self._nominator(folder), name)
+        except OSError as exc:
+            # Typically the inotify watch limit: polling still works.
+            log.warning("cannot watch %s with %s (%s); polling instead", folder.root, folder.mode, exc)
+            folder.mode = "poll"
+            try:
+                folder.observer = start_observer(folder.root, "poll", self._config.poll_seconds,
+                                                 self._nominator(folder), name)
+            except OSError as exc2:
+                log.warning("cannot watch %s (%s); relying on rescans", folder.root, exc2)
+        folder.rescan_due = 0.0
+
+    def _nominator(self, folder: _Folder) -> Callable[[Path, bool], None]:
+        def nominate(path: Path, is_dir: bool) -> None:
+            with self._inbox_lock:
+                self._nominated[path] = (folder, is_dir or self._nominated.get(path, (folder, False))[1])
+            self._wake.set()
+
+        return nominate
+
+    def _stop_watching(self, folder: _Folder) -> None:
+        observer, folder.observer = folder.observer, None
+        if observer is not None:
+            stop_observer(observer)
+
+    def _rescan(self, folder: _Folder) -> None:
+        started = time.monotonic()
+        folder.rescan_due = started + self._config.rescan_seconds
+        seen: set[Path] = set()
+        try:
+            for path, st in walk(folder.root, folder.path_filter):
+                seen.add(path)
+                self._observe(folder, path, st)
+        except OSError as exc:
+            log.info("rescan of %s failed: %s", folder.root, exc.strerror or exc)
+            self._check_available(folder)
+            return
+        folder.tracker.forget_missing(seen)
+        self._last_rescan = time.time()
+        self._emit("rescan", {"folder": str(folder.root), "files": len(seen),
+                              "seconds": round(time.monotonic() - started, 3)})
+
+    def _consider_nominated(self, folder: _Folder, path: Path, is_dir: bool) -> None:
+        try:
+            if is_dir:
+                if path != folder.root and not folder.path_filter.accepts_dir(path):
+                    return
+                if os.path.islink(path):
+                    return
+                for found, st in walk(folder.root, folder.path_filter, start=path):
+                    self._observe(folder, found, st)
+                return
+            st = stat_candidate(folder.root, path, folder.path_filter)
+            if st is None:
+                if not os.path.lexists(path):
+                    folder.tracker.forget(path)
+                return
+            self._observe(folder, path, st)
+        except OSError as exc:
+            log.debug("cannot look at %r: %s", str(path), exc)
+
+    def _observe(self, folder: _Folder, path: Path, st: os.stat_result) -> None:
+        key = FileKey.of(folder.root, path, st)
+        if not folder.tracker.observe(path, key):
+            return
+        self._emit("file_seen", {"folder": str(folder.root), "relpath": key.relpath, "size": key.size})
+        try:
+            done = folder.store.is_done(key)  # one claim read at first sight, then cached
+        except StateUnavailable:
+            done = False  # settle anyway; the claim step waits for the share
+        if done:
+            folder.tracker.finish(path, key, settle_states.DONE)
+
+    def _settle_due(self, folder: _Folder) -> None:
+        config = self._config
+        for path, _entry in folder.tracker.due():
+            if self._stopping.is_set():
+                return
+            try:
+                st = stat_candidate(folder.root, path, folder.path_filter)
+                if st is None:
+                    folder.tracker.forget(path)
+                    continue
+                key = FileKey.of(folder.root, path, st)
+                if not folder.tracker.check(path, key):
+                    continue
+                readable, why = opens_for_reading(path)
+                if not readable:
+                    log.debug("%r does not open for reading yet (%s)", str(path), why)
+                    folder.tracker.retry_later(path, max(config.settle_seconds / 2, 0.1))
+                    continue
+                self._claim_and_hand(folder, path, key)
+            except Exception:
+                log.exception("cannot settle %r; will retry", str(path))
+                folder.tracker.retry_later(path, config.poll_seconds)
+
+    def _claim_and_hand(self, folder: _Folder, path: Path, key: FileKey) -> None:
+        config = self._config
+        try:
+            claim = None if folder.store.is_done(key) else folder.store.try_claim(key)
+        except StateUnavailable as exc:
+            if not folder.state_warned:
+                log.warning("cannot claim files of %s: state folder unreachable (%s); waiting",
+                            folder.root, exc)
+                folder.state_warned = True
+            folder.tracker.retry_later(path, config.poll_seconds)
+            return
+        if folder.state_warned:
+            log.warning("state folder %s reachable again", folder.cfg.state_dir)
+            folder.state_warned = False
+        if claim is None:
+            if folder.store.is_done_cached(key):
+                folder.tracker.finish(path, key, settle_states.DONE)
+            else:
+                # Another instance holds it; look again in case that instance dies.
+                folder.tracker.retry_later(path, max(config.claims.lease_seconds / 3, 0.5))
+            return
+        st = stat_candidate(folder.root, path, folder.path_filter)
+        if st is None or FileKey.of(folder.root, path, st) != key:
+            claim.release()  # it changed while we claimed it: settle again
+            if st is None:
+                folder.tracker.forget(path)
+            return
+        self._hand_over(folder, path, key, claim)
+
+    def _hand_over(self, folder: _Folder, path: Path, key: FileKey, claim: FileClaim) -> None:
+        job = Job(folder=folder.cfg, path=path, key=key, claim=claim)
+        if claim.taken_from:
+            # An earlier holder may have written the result before it died: the pipeline
+            # can check for it instead of doing the work again.
+            job.extra["retaken_from"] = claim.taken_from
+        folder.tracker.finish(path, key, settle_states.HANDED)
+        folder.handed[key] = path
+        try:
+            accepted = bool(self._on_ready(job))
+        except Exception:
+            log.exception("the pipeline refused %r with an error", key.relpath)
+            accepted = False
+        if not accepted:
+            claim.release()  # comes back through _note_released and is offered again later
+
+    def _note_released(self, store: ClaimStore, key: FileKey) -> None:
+        with self._inbox_lock:
+            self._released.append((store, key))
+        self._wake.set()
+
+    def _reoffer(self, store: ClaimStore, key: FileKey) -> None:
+        for folder in self._folders.values():
+            if folder.store is store and key in folder.handed:
+                path = folder.handed.pop(key)
+                if folder.tracker.state_of(path) == settle_states.HANDED:
+                    folder.tracker.reopen(path)
+                    folder.tracker.retry_later(path, min(self._config.poll_seconds, 1.0))
+
+    def _emit(self, name: str, fields: dict) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(name, fields)
+        except Exception:
+            log.exception("event callback failed for %s", name)

@@ -1,0 +1,95 @@
+"""Which filesystem a folder lives on, read from /proc/self/mountinfo.
+
+inotify only reports changes made through the local kernel. Files written by another host
+to an NFS or SMB share, or through most FUSE filesystems, never raise an event here, so
+those folders are polled instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+MOUNTINFO = Path("/proc/self/mountinfo")
+
+# Filesystems whose contents can change without the local kernel knowing.
+NETWORK_FS_TYPES = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "glusterfs", "afs", "lustre",
+    "gpfs", "beegfs", "ocfs2", "gfs2", "davfs", "sshfs", "vboxsf", "virtiofs", "ncpfs",
+    "coda", "fuse",
+})
+
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+@dataclass(frozen=True)
+class Mount:
+    mount_point: str
+    fs_type: str
+    source: str
+
+
+def unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as \\040, \\011, \\012, \\134."""
+    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text: str) -> list[Mount]:
+    """Parse mountinfo lines: ``id parent maj:min root mountpoint opts [optional...] - type source superopts``."""
+    mounts = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        left_fields = left.split(" ")
+        right_fields = right.split(" ")
+        if len(left_fields) < 5 or not right_fields:
+            continue
+        mounts.append(Mount(
+            mount_point=unescape(left_fields[4]),
+            fs_type=right_fields[0],
+            source=unescape(right_fields[1]) if len(right_fields) > 1 else "",
+        ))
+    return mounts
+
+
+def mount_for(path: str | os.PathLike[str], mounts: list[Mount]) -> Mount | None:
+    """The mount holding ``path``: the longest mount point that is a prefix of it (last one wins on ties)."""
+    target = os.path.normpath(os.fspath(path))
+    best: Mount | None = None
+    for mount in mounts:
+        point = mount.mount_point
+        inside = target == point or point == "/" or target.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best.mount_point)):
+            best = mount
+    return best
+
+
+def is_network_fs(fs_type: str) -> bool:
+    # fuseblk is a local block device behind FUSE (ntfs-3g, exfat): local writes raise events.
+    return fs_type in NETWORK_FS_TYPES or fs_type.startswith("fuse.")
+
+
+def existing_ancestor(path: Path) -> Path:
+    """The path itself, resolved, or its nearest existing parent (a folder not yet created)."""
+    current = Path(os.path.abspath(path))
+    while not current.exists() and current.parent != current:
+        current = current.parent
+    return current.resolve()
+
+
+def watch_mode_for(path: Path, requested: str, mountinfo_text: str | None = None) -> str:
+    """'events' or 'poll' for a folder whose configured ``watch`` is auto, events or poll."""
+    if requested in ("events", "poll"):
+        return requested
+    if mountinfo_text is None:
+        try:
+            mountinfo_text = MOUNTINFO.read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError:
+            return "poll"  # cannot tell: polling is slower but never misses a file
+    mount = mount_for(existing_ancestor(path), parse_mountinfo(mountinfo_text))
+    if mount is None:
+        return "poll"
+    return "poll" if is_network_fs(mount.fs_type) else "events"

@@ -1,0 +1,137 @@
+"""When a file is completely copied: its size and mtime stay the same for ``settle_seconds``.
+
+Close-write events are no proof (SMB and NFS clients write from other hosts, copy tools
+reopen files, FTP servers append), so the tracker trusts only its own observations, timed
+with ``time.monotonic``: a file is settled when a fresh stat, taken at least
+``settle_seconds`` after the first observation of its current size and mtime, still shows
+them unchanged, and the file opens for reading (a Windows client writing over SMB holds a
+share lock that makes the open fail).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bshmd.records import FileKey
+
+SETTLING = "settling"  # being observed until it stops changing
+WAITING = "waiting"  # settled, but could not be claimed or handed over yet; retried later
+DONE = "done"  # a done record exists for this key: nothing to do unless the file changes
+HANDED = "handed"  # claimed and handed to the pipeline
+
+
+@dataclass
+class Entry:
+    key: FileKey
+    stable_since: float
+    next_check: float
+    state: str = SETTLING
+
+
+class SettleTracker:
+    """Per-folder bookkeeping of files seen, keyed by absolute path.
+
+    Files in flight (settling, waiting) are kept apart from files that are finished (done,
+    handed) so that the periodic work only walks the few files in flight, whatever the
+    number of finished ones.
+    """
+
+    def __init__(self, settle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settle_seconds = settle_seconds
+        self.clock = clock
+        self._active: dict[Path, Entry] = {}
+        self._finished: dict[Path, tuple[FileKey, str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def state_of(self, path: Path) -> str | None:
+        if path in self._active:
+            return self._active[path].state
+        finished = self._finished.get(path)
+        return finished[1] if finished else None
+
+    def observe(self, path: Path, key: FileKey) -> bool:
+        """Record a sighting. True when this is news (a new file or a changed one)."""
+        finished = self._finished.get(path)
+        if finished is not None:
+            if finished[0] == key:
+                return False
+            del self._finished[path]
+        entry = self._active.get(path)
+        if entry is not None and entry.key == key:
+            return False
+        now = self.clock()
+        self._active[path] = Entry(key, stable_since=now, next_check=now + self.settle_seconds)
+        return True
+
+    def due(self) -> list[tuple[Path, Entry]]:
+        """Files in flight whose next check is due now."""
+        now = self.clock()
+        return [(path, entry) for path, entry in self._active.items() if entry.next_check <= now]
+
+    def check(self, path: Path, key: FileKey) -> bool:
+        """Compare a fresh stat with the record: True when unchanged for the settle time."""
+        entry = self._active.get(path)
+        if entry is None:
+            self.observe(path, key)
+            return False
+        now = self.clock()
+        if entry.key != key:
+            entry.key, entry.stable_since, entry.state = key, now, SETTLING
+            entry.next_check = now + self.settle_seconds
+            return False
+        if now - entry.stable_since >= self.settle_seconds:
+            return True
+        entry.next_check = entry.stable_since + self.settle_seconds
+        return False
+
+    def retry_later(self, path: Path, delay: float) -> None:
+        """Settled but not taken (locked, claimed elsewhere, refused): look again after ``delay``."""
+        entry = self._active.get(path)
+        if entry is not None:
+            entry.state = WAITING
+            entry.next_check = self.clock() + delay
+
+    def finish(self, path: Path, key: FileKey, state: str) -> None:
+        self._active.pop(path, None)
+        self._finished[path] = (key, state)
+
+    def reopen(self, path: Path) -> None:
+        """A handed-over file came back unprocessed (its claim was released): offer it again."""
+        finished = self._finished.pop(path, None)
+        if finished is not None:
+            now = self.clock()
+            self._active[path] = Entry(finished[0], stable_since=now - self.settle_seconds, next_check=now)
+
+    def forget(self, path: Path) -> None:
+        self._active.pop(path, None)
+        self._finished.pop(path, None)
+
+    def forget_missing(self, seen: set[Path], under: Path | None = None) -> None:
+        """Drop every path not in ``seen`` (after a full rescan of ``under``)."""
+        for table in (self._active, self._finished):
+            for path in [p for p in table if p not in seen and (under is None or under in p.parents)]:
+                del table[path]
+
+    def next_deadline(self) -> float | None:
+        return min((entry.next_check for entry in self._active.values()), default=None)
+
+    def clear(self) -> None:
+        self._active.clear()
+        self._finished.clear()
+
+
+def opens_for_reading(path: Path) -> tuple[bool, str]:
+    """Whether the file opens read-only now; a writer's share lock or a permission problem says no."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        return False, errno.errorcode.get(exc.errno or 0, str(exc))
+    os.close(fd)
+    return True, ""

@@ -1,0 +1,104 @@
+"""A small real consumer and config builder for the ingest tests (no part of bshmd is faked)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bshmd.config import Config, parse_config
+from bshmd.records import FileKey, Job
+
+
+def make_config(hot: dict[str, Path], **overrides: Any) -> Config:
+    folder = {"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}
+    folder.update(overrides.pop("folder", {}))
+    data = {"folders": [folder], "settle_seconds": 0.5, "poll_seconds": 0.5, "rescan_seconds": 30}
+    data.update(overrides)
+    return parse_config(data, base_dir=hot["in"].parent)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def output_matches(output: Path, key: FileKey) -> bool:
+    """The consumer stamps its result with the input's size and mtime: 'output for this key exists'."""
+    try:
+        st = os.stat(output)
+    except OSError:
+        return False
+    return st.st_size == key.size and st.st_mtime_ns == key.mtime_ns
+
+
+def process_job(job: Job, log_line: Callable[[str], None] | None = None) -> str:
+    """Copy the input into the output tree atomically, then complete the claim.
+
+    Returns 'processed', or 'recovered' when an earlier holder had already written the
+    result (a claim taken over after that holder died between writing and completing).
+    """
+    out = Path(job.folder.output) / job.key.relpath
+    if job.extra.get("retaken_from") and output_matches(out, job.key):
+        if log_line:
+            log_line(f"recovered {job.key.relpath!r}")
+        job.claim.complete("processed")
+        return "recovered"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.bshmd-tmp")
+    data = job.path.read_bytes()
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.utime(tmp, ns=(job.key.mtime_ns, job.key.mtime_ns))
+    os.replace(tmp, out)
+    if log_line:
+        log_line(f"processed {job.key.relpath!r}")
+    job.claim.complete("processed")
+    return "processed"
+
+
+class CopyConsumer:
+    """on_ready for tests: a queue and a worker thread that processes each job with process_job."""
+
+    def __init__(self, capacity: int = 64, delay: float = 0.0) -> None:
+        self.jobs: queue.Queue[Job | None] = queue.Queue(capacity)
+        self.counts: Counter[str] = Counter()
+        self.ready_at: dict[str, float] = {}
+        self.processed_at: dict[str, float] = {}
+        self.delay = delay
+        self._thread = threading.Thread(target=self._work, name="bshmd-test-consumer", daemon=True)
+        self._thread.start()
+
+    def on_ready(self, job: Job) -> bool:
+        self.ready_at.setdefault(job.key.relpath, time.monotonic())
+        try:
+            self.jobs.put(job, timeout=0.5)
+        except queue.Full:
+            return False
+        return True
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            if self.delay:
+                time.sleep(self.delay)
+            process_job(job)
+            self.counts[job.key.relpath] += 1
+            self.processed_at[job.key.relpath] = time.monotonic()
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self._thread.join(10)
