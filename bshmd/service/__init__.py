@@ -1,0 +1,1 @@
+"""Running bshmd as a service: lifecycle, systemd notification, signals, logging, HTTP."""

@@ -1,0 +1,148 @@
+"""The HTTP endpoint: ``/metrics``, ``/healthz``, ``/readyz``, ``/status``, and mounted apps.
+
+One small threaded WSGI server on wsgiref runs in a ``bshmd-http`` thread. Other parts
+(the quarantine review page) plug in as ``(prefix, wsgi_app)`` mounts and see the prefix
+moved from ``PATH_INFO`` to ``SCRIPT_NAME``, as under any WSGI server.
+
+When ``http.token`` is set, everything except ``/healthz`` and ``/readyz`` (which reveal
+nothing and serve container health checks) needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from bshmd.config import HttpConfig
+from bshmd.errors import ConfigError
+from bshmd.service.health import ServiceState
+
+log = logging.getLogger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Mount = tuple[str, WSGIApp]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_exposure(config: HttpConfig) -> None:
+    """Refuse to serve beyond this host without a token: mounted pages can act on files."""
+    if config.enabled and not is_loopback(config.host) and not config.token:
+        raise ConfigError(
+            f"http.host = {config.host!r}: listens beyond this host but http.token is not set; "
+            "expected a token of at least 16 characters, or host 127.0.0.1"
+        )
+
+
+class ServiceApp:
+    """The WSGI application behind the endpoint."""
+
+    def __init__(self, state: ServiceState, registry: Any, *, token: str | None = None,
+                 mounts: Sequence[Mount] = ()) -> None:
+        from prometheus_client import make_wsgi_app
+
+        self.state = state
+        self.token = token
+        self._metrics = make_wsgi_app(registry)
+        # Longest prefix first, so /review/api wins over /review.
+        self.mounts = sorted(((p.rstrip("/"), a) for p, a in mounts), key=lambda m: -len(m[0]))
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path == "/healthz":
+            alive, why = self.state.liveness()
+            return _json(start_response, 200 if alive else 503, {"alive": alive, "reason": why})
+        if path == "/readyz":
+            ready, reasons = self.state.readiness()
+            return _json(start_response, 200 if ready else 503, {"ready": ready, "reasons": reasons})
+        if not self._authorised(environ):
+            return _json(start_response, 401, {"error": "missing or wrong bearer token"},
+                         [("WWW-Authenticate", 'Bearer realm="bshmd"')])
+        if path == "/metrics":
+            return self._metrics(environ, start_response)
+        if path == "/status":
+            return _json(start_response, 200, self.state.snapshot())
+        for prefix, app in self.mounts:
+            if path == prefix or path.startswith(prefix + "/"):
+                environ = dict(environ)
+                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+                environ["PATH_INFO"] = path[len(prefix):]
+                return app(environ, start_response)
+        return _json(start_response, 404, {"error": f"no such path: {path}"})
+
+    def _authorised(self, environ: dict[str, Any]) -> bool:
+        if not self.token:
+            return True
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        scheme, _, given = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), self.token)
+
+
+def _json(start_response: Callable[..., Any], status: int, body: dict[str, Any],
+          headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    reasons = {200: "OK", 401: "Unauthorized", 404: "Not Found", 503: "Service Unavailable"}
+    data = json.dumps(body, default=str).encode()
+    start_response(f"{status} {reasons[status]}", [
+        ("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+        ("Cache-Control", "no-store"), *(headers or []),
+    ])
+    return [data]
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a slow client never holds up the shutdown
+    allow_reuse_address = True
+
+
+class _IPv6WSGIServer(_ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("http %s: " + format, self.address_string(), *args)
+
+
+class HttpServer:
+    """Serves ``app`` on ``host:port`` from a ``bshmd-http`` thread; port 0 picks a free one."""
+
+    def __init__(self, host: str, port: int, app: WSGIApp) -> None:
+        server_class = _IPv6WSGIServer if ":" in host else _ThreadingWSGIServer
+        try:
+            self._server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+        except OSError as exc:
+            raise ConfigError(f"http: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        self.host = host
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="bshmd-http", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        log.info("http: serving /metrics, /healthz, /readyz, /status on %s:%d", self.host, self.port)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"

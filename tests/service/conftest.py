@@ -1,0 +1,72 @@
+"""Helpers for the service tests: a real sd_notify socket to listen on."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+class NotifySocket:
+    """An AF_UNIX datagram socket standing where systemd's notify socket would be."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.messages: list[tuple[float, str]] = []  # (monotonic arrival, datagram)
+
+    def drain(self, timeout: float = 0.0) -> list[tuple[float, str]]:
+        """Receive what has arrived (waiting up to ``timeout`` for the first datagram)."""
+        got = []
+        self.sock.settimeout(timeout if timeout > 0 else None)
+        self.sock.setblocking(timeout > 0)
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except (BlockingIOError, TimeoutError):
+                break
+            got.append((time.monotonic(), data.decode()))
+            self.sock.setblocking(False)
+        self.messages.extend(got)
+        return got
+
+    def wait_for(self, predicate, timeout: float) -> tuple[float, str]:
+        """The first message (already received or arriving within ``timeout``) that matches."""
+        for message in self.messages:
+            if predicate(message[1]):
+                return message
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.drain(timeout=min(0.2, max(0.01, deadline - time.monotonic()))):
+                if predicate(message[1]):
+                    return message
+        raise AssertionError(f"no matching sd_notify message within {timeout} s; got {self.texts()}")
+
+    def texts(self) -> list[str]:
+        return [text for _, text in self.messages]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.close()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
