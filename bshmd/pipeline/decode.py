@@ -320,7 +320,9 @@ def decode_image(path: Path, *, max_pixels: int, max_file_bytes: int) -> np.ndar
         try:
             img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError as exc:
-            raise InputRejected("not_an_image", f"{name}: Pillow cannot identify the {kind} data",
+            # The signature said image, the header disagrees: damaged, or cut off inside it.
+            code = "truncated" if kind == "PNG" and len(data) < 33 else "corrupt"
+            raise InputRejected(code, f"{name}: starts like {kind} but its header cannot be read",
                                 measured) from exc
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
             # Errors in the header itself: a file cut off inside its header reads as EOF.
