@@ -1,0 +1,124 @@
+"""Where the model comes from: a folder named in the config, or ModelScope's hub and cache.
+
+A daemon must never hang at start-up on a dead network, so every call into ModelScope runs in
+a daemon thread that we stop waiting for after ``model.fetch_timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from bshmd.engine.loader import FIX_HINT, GRAPH_FILE
+from bshmd.errors import ModelFetchError, ModelLoadError
+
+if TYPE_CHECKING:
+    from bshmd.config import ModelConfig
+
+log = logging.getLogger("bshmd.engine")
+
+FETCH_THREAD_NAME = "bshmd-model-fetch"
+T = TypeVar("T")
+
+
+def resolve_model_dir(model_cfg: ModelConfig, fetch: bool) -> Path:
+    """The folder holding ``tf_graph.pb`` for ``model_cfg``.
+
+    ``model.path`` wins when set. Otherwise ModelScope's cache is tried first when ``fetch``
+    is false (a daemon starting after ``bshmd model fetch``), then the hub is asked, which
+    downloads what is missing.
+    """
+    if model_cfg.path is not None:
+        folder = Path(model_cfg.path)
+        if not folder.is_dir():
+            raise ModelLoadError(f"model folder {folder} (model.path) does not exist: {FIX_HINT}")
+        if not (folder / GRAPH_FILE).is_file():
+            raise ModelLoadError(f"model file {folder / GRAPH_FILE} is missing: {FIX_HINT}")
+        return folder
+
+    if not fetch:
+        try:
+            return _from_modelscope(model_cfg, local_files_only=True)
+        except ModelFetchError as exc:
+            log.info("model %s is not in the cache %s (%s); downloading it",
+                     model_cfg.id, model_cfg.cache_dir, exc)
+    return _from_modelscope(model_cfg, local_files_only=False)
+
+
+def _manual_hint(model_cfg: ModelConfig) -> str:
+    return (
+        f"without network access, download {model_cfg.id} on a host that has it "
+        f"(`bshmd model fetch`, or `modelscope download --model {model_cfg.id}`) and put its "
+        f"{GRAPH_FILE} in a folder named by model.path"
+    )
+
+
+def _from_modelscope(model_cfg: ModelConfig, *, local_files_only: bool) -> Path:
+    limit = model_cfg.fetch_timeout_seconds
+    # ModelScope reads its HTTP timeouts from the environment when first imported; keep a
+    # single connection attempt inside our own limit (an operator's explicit values win).
+    os.environ.setdefault("MODELSCOPE_API_CONNECT_TIMEOUT", str(max(1, math.ceil(limit / 3))))
+    os.environ.setdefault("MODELSCOPE_API_TIMEOUT", str(max(1, math.ceil(limit))))
+    try:
+        from modelscope.hub.snapshot_download import snapshot_download
+    except ImportError as exc:
+        raise ModelFetchError(f"modelscope cannot be imported ({exc}); {_manual_hint(model_cfg)}") from exc
+
+    what = "looking up" if local_files_only else "fetching"
+    log.info("%s model %s (revision %s) in %s", what, model_cfg.id, model_cfg.revision or "default",
+             model_cfg.cache_dir)
+
+    def download() -> str:
+        return snapshot_download(
+            model_cfg.id,
+            revision=model_cfg.revision,
+            cache_dir=str(model_cfg.cache_dir),
+            local_files_only=local_files_only,
+        )
+
+    try:
+        folder = Path(_call_with_limit(download, limit))
+    except FutureTimeout as exc:
+        raise ModelFetchError(
+            f"{what} model {model_cfg.id} did not finish within {limit:g} s "
+            f"(model.fetch_timeout_seconds); {_manual_hint(model_cfg)}"
+        ) from exc
+    except Exception as exc:  # modelscope raises its own, requests' and OS errors
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        source = f"cache {model_cfg.cache_dir}" if local_files_only else "ModelScope"
+        raise ModelFetchError(
+            f"model {model_cfg.id} could not be had from {source} ({type(exc).__name__}: {detail}); "
+            f"{_manual_hint(model_cfg)}"
+        ) from exc
+    if not (folder / GRAPH_FILE).is_file():
+        raise ModelFetchError(
+            f"ModelScope returned {folder} for {model_cfg.id}, but it holds no {GRAPH_FILE}; "
+            f"{_manual_hint(model_cfg)}"
+        )
+    log.info("model %s is at %s", model_cfg.id, folder)
+    return folder
+
+
+def _call_with_limit(function: Callable[[], T], limit: float) -> T:
+    """Run ``function`` in a daemon thread; raise TimeoutError if it takes over ``limit`` s.
+
+    A thread cannot be cancelled: one that overruns is abandoned (it ends when its network
+    call gives up, or with the process) rather than blocking start-up.
+    """
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function())
+        except BaseException as exc:  # handed to the waiting caller, never lost in the thread
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=FETCH_THREAD_NAME, daemon=True).start()
+    return future.result(timeout=limit)
