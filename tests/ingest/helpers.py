@@ -48,6 +48,8 @@ def process_job(job: Job, log_line: Callable[[str], None] | None = None) -> str:
     result (a claim taken over after that holder died between writing and completing).
     """
     out = Path(job.folder.output) / job.key.relpath
+    if job.extra.get("retaken_from") and log_line:
+        log_line(f"retaken {(job.key.relpath, job.extra['retaken_from'])!r}")
     if job.extra.get("retaken_from") and output_matches(out, job.key):
         if log_line:
             log_line(f"recovered {job.key.relpath!r}")
