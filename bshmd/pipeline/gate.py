@@ -81,6 +81,14 @@ def check_matte(alpha: np.ndarray, gate: GateConfig) -> dict[str, float]:
     if not gate.enabled:
         return measured
     foreground, uncertain = measured["foreground"], measured["uncertain"]
+    # Undecided first: when most of the matte is soft, its foreground share means little.
+    if uncertain > gate.max_uncertain:
+        raise InputRejected(
+            "uncertain_matte",
+            f"{uncertain:.1%} of the matte is neither foreground nor background, above "
+            f"gate.max_uncertain ({gate.max_uncertain:.1%}): the model found no clear subject",
+            {**measured, "max_uncertain": gate.max_uncertain},
+        )
     if foreground < gate.min_foreground:
         raise InputRejected(
             "no_subject",
@@ -94,12 +102,5 @@ def check_matte(alpha: np.ndarray, gate: GateConfig) -> dict[str, float]:
             f"the matte covers {foreground:.1%} of the frame, above gate.max_foreground "
             f"({gate.max_foreground:.1%}): the model could not separate a subject from the background",
             {**measured, "max_foreground": gate.max_foreground},
-        )
-    if uncertain > gate.max_uncertain:
-        raise InputRejected(
-            "uncertain_matte",
-            f"{uncertain:.1%} of the matte is neither foreground nor background, above "
-            f"gate.max_uncertain ({gate.max_uncertain:.1%}): the model found no clear subject",
-            {**measured, "max_uncertain": gate.max_uncertain},
         )
     return measured
