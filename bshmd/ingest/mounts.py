@@ -80,16 +80,22 @@ def existing_ancestor(path: Path) -> Path:
     return current.resolve()
 
 
-def watch_mode_for(path: Path, requested: str, mountinfo_text: str | None = None) -> str:
+def mode_for(path: str | os.PathLike[str], requested: str, mounts: list[Mount]) -> str:
+    """'events' or 'poll' for an (already resolved) path, given the mount table."""
+    if requested in ("events", "poll"):
+        return requested
+    mount = mount_for(path, mounts)
+    if mount is None:
+        return "poll"  # cannot tell: polling is slower but never misses a file
+    return "poll" if is_network_fs(mount.fs_type) else "events"
+
+
+def watch_mode_for(path: Path, requested: str) -> str:
     """'events' or 'poll' for a folder whose configured ``watch`` is auto, events or poll."""
     if requested in ("events", "poll"):
         return requested
-    if mountinfo_text is None:
-        try:
-            mountinfo_text = MOUNTINFO.read_text(encoding="utf-8", errors="surrogateescape")
-        except OSError:
-            return "poll"  # cannot tell: polling is slower but never misses a file
-    mount = mount_for(existing_ancestor(path), parse_mountinfo(mountinfo_text))
-    if mount is None:
+    try:
+        text = MOUNTINFO.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
         return "poll"
-    return "poll" if is_network_fs(mount.fs_type) else "events"
+    return mode_for(existing_ancestor(path), requested, parse_mountinfo(text))
