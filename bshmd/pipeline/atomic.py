@@ -107,6 +107,17 @@ def _open_component(part: str, dir_fd: int, root: Path, parts: tuple[str, ...]) 
         raise
 
 
+def ensure_root(root: Path) -> None:
+    """Create the folder ``root`` if it is missing, but never its parents.
+
+    Done, quarantine and rejected folders may not exist before the first file needs them. A
+    missing parent means a share that is not mounted: creating it would write into the bare
+    mount point, so that is an error (FileNotFoundError).
+    """
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(root)
+
+
 def _temp_name(name: str) -> str:
     # Keep the temporary name within NAME_MAX (255 bytes) whatever the final name's length.
     stem = name if len(os.fsencode(name)) <= 180 else "long-name"
@@ -121,7 +132,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def atomic_write(path: Path, data: bytes, *, root: Path, mode: int = 0o644, group: str | None = None) -> None:
-    """Write ``data`` to ``path`` (under ``root``) so that it appears complete or not at all."""
+    """Write ``data`` to ``path`` (under ``root``) so that it appears complete or not at all.
+
+    ``root`` must exist (an output folder that is missing is an unmounted share); the folders
+    between it and ``path`` are created.
+    """
     gid = group_id(group)  # an unknown group fails before anything is written
     with open_parent(Path(path), root) as (dir_fd, name):
         tmp = _temp_name(name)
@@ -181,6 +196,7 @@ def _exists(dir_fd: int, name: str) -> bool:
 def safe_move(src: Path, dst: Path, *, root: Path, taken: Callable[[str], bool] | None = None) -> Path:
     """Move the file ``src`` to ``dst`` under ``root`` without overwriting anything.
 
+    ``root`` is created if missing (see ensure_root); folders under it as needed.
     If ``dst`` exists, 'name~1.ext', 'name~2.ext'… is used instead; ``taken`` may reserve
     further names (a sidecar's owner). Returns the final path. On one filesystem this is a
     hard link then unlink (link refuses to overwrite, so two movers cannot clobber each other);
@@ -188,6 +204,7 @@ def safe_move(src: Path, dst: Path, *, root: Path, taken: Callable[[str], bool] 
     fsync, then the no-overwrite step, then the source is removed.
     """
     src = Path(src)
+    ensure_root(root)
     with open_parent(Path(dst), root) as (dir_fd, name):
         while True:
             final = free_name(dir_fd, name, taken)

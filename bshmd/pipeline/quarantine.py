@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from bshmd import __version__
 from bshmd.errors import InputRejected
-from bshmd.pipeline.atomic import atomic_write, free_name, open_parent, safe_move
+from bshmd.pipeline.atomic import atomic_write, ensure_root, free_name, open_parent, safe_move
 from bshmd.records import FileKey
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath,
     relpath = PurePosixPath(relpath)
     wanted = root.joinpath(*relpath.parts)
     source = Path(source)
-    os.makedirs(root, exist_ok=True)
+    ensure_root(root)
     with open_parent(wanted, root) as (dir_fd, name):
         final_name = free_name(dir_fd, name, _sidecar_taken(wanted.parent))
     target = wanted.with_name(final_name)
@@ -480,7 +480,7 @@ def reject(entry: QuarantineEntry, *, by: str = "cli") -> Path:
     """Move the input and its sidecars to the rejected folder, for good; returns the input's new path."""
     folder = entry.folder
     root = folder.rejected_dir
-    os.makedirs(root, exist_ok=True)
+    ensure_root(root)
     rel_folder = entry.reason_file.parent.relative_to(folder.quarantine)
     target = root.joinpath(*rel_folder.parts, entry.path.name)
     taken = _sidecar_taken(target.parent)
