@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 DEFAULT_RADIUS = 4  # window radius in low-resolution pixels; must span the matte's soft edge
-DEFAULT_EPS = 1e-3  # regularisation on grey in 0..1: lower follows the guide's edges more closely
+DEFAULT_EPS = 1e-4  # regularisation on grey in 0..1: lower follows the guide's edges more closely
 
 
 def fit_long_side(height: int, width: int, long_side: int) -> tuple[int, int]:
