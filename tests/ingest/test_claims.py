@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bshmd.ingest.claims import ClaimLost, ClaimStore, StateUnavailable, claim_name
+from bshmd.records import FileKey
+
+KEY = FileKey("shoot/a.jpg", 1234, 1_700_000_000_000_000_000)
+
+
+def claim_file(state: Path, relpath: str) -> Path:
+    name = claim_name(relpath)
+    return state / "claims" / name[:2] / f"{name}.json"
+
+
+@pytest.fixture
+def state(hot) -> Path:
+    return hot["out"] / ".bshmd"
+
+
+def test_claim_complete_and_done_survives_a_new_store(state):
+    store = ClaimStore(state, "a", 60)
+    claim = store.try_claim(KEY)
+    assert claim is not None and claim.key == KEY
+    record = json.loads(claim_file(state, KEY.relpath).read_text())
+    assert record["state"] == "claimed" and record["instance"] == "a" and record["lease_expires"] > time.time()
+    assert store.try_claim(KEY) is None  # already ours
+    assert ClaimStore(state, "b", 60).try_claim(KEY) is None  # live lease elsewhere
+    claim.complete("processed")
+    record = json.loads(claim_file(state, KEY.relpath).read_text())
+    assert record["state"] == "done" and record["outcome"] == "processed"
+    later = ClaimStore(state, "c", 60)
+    assert later.is_done(KEY) and later.try_claim(KEY) is None
+    assert not later.is_done(FileKey(KEY.relpath, KEY.size + 1, KEY.mtime_ns))
+    assert [p.name for p in claim_file(state, KEY.relpath).parent.iterdir()] == [claim_file(state, KEY.relpath).name]
+
+
+def test_release_lets_another_instance_claim_at_once(state):
+    a, b = ClaimStore(state, "a", 60), ClaimStore(state, "b", 60)
+    released = []
+    a.on_released = released.append
+    claim = a.try_claim(KEY)
+    claim.release()
+    assert released == [KEY]
+    assert b.try_claim(KEY) is not None
+
+
+def test_renew_extends_the_lease(state):
+    store = ClaimStore(state, "a", 2)
+    store.try_claim(KEY)
+    before = json.loads(claim_file(state, KEY.relpath).read_text())["lease_expires"]
+    time.sleep(0.05)
+    store.renew()
+    after = json.loads(claim_file(state, KEY.relpath).read_text())["lease_expires"]
+    assert after > before
+
+
+def test_expired_lease_is_taken_over_and_the_old_holder_cannot_complete(state):
+    dead = ClaimStore(state, "dead", 0.2)
+    old_claim = dead.try_claim(KEY)
+    alive = ClaimStore(state, "alive", 60)
+    assert alive.try_claim(KEY) is None
+    time.sleep(0.3)  # let the lease run out (the holder is not renewing)
+    claim = alive.try_claim(KEY)
+    assert claim is not None and claim.taken_from == "dead"
+    with pytest.raises(ClaimLost):
+        old_claim.complete("processed")
+    dead.renew()  # notices the loss and forgets the claim
+    assert dead.held() == []
+    claim.complete("processed")
+    assert ClaimStore(state, "x", 60).is_done(KEY)
+
+
+def test_a_restart_of_the_same_instance_takes_its_old_claims_at_once(state):
+    ClaimStore(state, "node-1", 60).try_claim(KEY)  # the earlier run, killed
+    restarted = ClaimStore(state, "node-1", 60)
+    claim = restarted.try_claim(KEY)
+    assert claim is not None and claim.taken_from == "node-1"
+
+
+def test_a_claim_for_older_content_is_replaced(state):
+    old = ClaimStore(state, "a", 60)
+    old.try_claim(KEY).complete("processed")
+    new_key = FileKey(KEY.relpath, KEY.size + 10, KEY.mtime_ns + 5)
+    claim = ClaimStore(state, "b", 60).try_claim(new_key)
+    assert claim is not None
+    assert json.loads(claim_file(state, KEY.relpath).read_text())["size"] == new_key.size
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_takeover_race_has_exactly_one_winner(state, round_):
+    ClaimStore(state, "dead", 0.05).try_claim(KEY)
+    time.sleep(0.1)
+    stores = [ClaimStore(state, f"racer-{n}", 60) for n in range(4)]
+    barrier = threading.Barrier(len(stores))
+    results: list = [None] * len(stores)
+
+    def race(index: int) -> None:
+        barrier.wait()
+        results[index] = stores[index].try_claim(KEY)
+
+    threads = [threading.Thread(target=race, args=(n,), name=f"bshmd-test-race-{n}") for n in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [claim for claim in results if claim is not None]
+    assert len(winners) == 1
+    record = json.loads(claim_file(state, KEY.relpath).read_text())
+    assert record["instance"] == winners[0].store.instance_id
+    winners[0].complete("processed")
+    leftovers = [p.name for p in claim_file(state, KEY.relpath).parent.iterdir()]
+    assert leftovers == [claim_file(state, KEY.relpath).name]  # no tombstones or temp files left
+
+
+def test_many_keys_claimed_concurrently_by_two_stores_never_overlap(state):
+    keys = [FileKey(f"f{n}.jpg", n, n) for n in range(200)]
+    stores = [ClaimStore(state, "a", 60), ClaimStore(state, "b", 60)]
+    won: list[list[FileKey]] = [[], []]
+
+    def grab(index: int) -> None:
+        for key in keys:
+            if stores[index].try_claim(key) is not None:
+                won[index].append(key)
+
+    threads = [threading.Thread(target=grab, args=(n,), name=f"bshmd-test-grab-{n}") for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not set(won[0]) & set(won[1])
+    assert set(won[0]) | set(won[1]) == set(keys)
+
+
+def test_done_results_are_cached_without_reading_the_share(state):
+    store = ClaimStore(state, "a", 60)
+    store.try_claim(KEY).complete("processed")
+    claim_file(state, KEY.relpath).unlink()  # reading it now would say 'not done'
+    assert store.is_done(KEY)
+
+
+def test_missing_output_folder_means_state_unavailable_and_nothing_created(tmp_path):
+    store = ClaimStore(tmp_path / "unmounted" / ".bshmd", "a", 60)
+    with pytest.raises(StateUnavailable):
+        store.try_claim(KEY)
+    assert not (tmp_path / "unmounted").exists()
+
+
+def test_undecodable_and_unicode_relpaths_round_trip(state):
+    store = ClaimStore(state, "a", 60)
+    keys = [FileKey("caf\udce9.jpg", 1, 1), FileKey("cafe\u0301.jpg", 1, 1), FileKey("caf\u00e9.jpg", 1, 1)]
+    for key in keys:
+        store.try_claim(key).complete("processed")
+    fresh = ClaimStore(state, "b", 60)
+    assert all(fresh.is_done(key) for key in keys)
+    assert len({claim_file(state, key.relpath) for key in keys}) == 3  # NFC and NFD are different files
