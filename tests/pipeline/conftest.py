@@ -9,7 +9,7 @@ import pytest
 from bshmd.config import Config, FolderConfig, parse_config
 
 
-def make_config(hot: dict[str, Path], **overrides: object) -> Config:
+def build_config(hot: dict[str, Path], **overrides: object) -> Config:
     """A validated Config for the ``hot`` folders (tests/conftest.py), with top-level overrides."""
     data: dict[str, object] = {
         "folders": [{"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}],
@@ -19,8 +19,13 @@ def make_config(hot: dict[str, Path], **overrides: object) -> Config:
 
 
 @pytest.fixture
+def make_config():  # noqa: ANN201 - returns build_config, for tests that need other settings
+    return build_config
+
+
+@pytest.fixture
 def config(hot: dict[str, Path]) -> Config:
-    return make_config(hot)
+    return build_config(hot)
 
 
 @pytest.fixture
