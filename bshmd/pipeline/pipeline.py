@@ -1,0 +1,641 @@
+"""The overlapped pipeline from a settled input file to written results.
+
+Stages, each its own threads, joined by bounded queues so a slow stage holds back the ones
+before it instead of filling memory::
+
+    submit ─▶ intake queue ─▶ bshmd-decode-i (N) ─▶ Batcher ─▶ bshmd-infer (1) ─▶ write queue ─▶ bshmd-write-i (N)
+                                     │ rejected                                      ▲
+                                     └───────────────────────────────────────────────┘
+
+- Memory is bounded by ``capacity`` (``pipeline.queue_size`` + ``batch.max_size``): ``submit``
+  blocks while that many jobs are submitted but unfinished, wherever they are. How many files
+  wait in the watched folder does not matter.
+- Decode and write calls run on a ``TimedRunner``: a file that takes longer than
+  ``decode_timeout_seconds`` / ``write_timeout_seconds`` is quarantined as
+  ``decode_timeout`` / ``write_timeout`` and its stuck worker is replaced.
+- Every rejection, from any stage, is quarantined by a write thread (all file-system changes
+  to inputs happen there). An unexpected exception for one file quarantines that file as
+  ``internal_error``; no stage loop ever dies from one file.
+- Disk full (ENOSPC) while writing results is not the input's fault: the input stays, its
+  claim is released so it is retried later, ``health().disk_full`` and the ``bshmd_disk_full``
+  gauge are set, and write threads back off (1 s doubling to 60 s) until a write succeeds.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bshmd.config import Config, FolderConfig
+from bshmd.errors import InputRejected
+from bshmd.metrics import Metrics
+from bshmd.pipeline.batcher import Batcher
+from bshmd.pipeline.timed import StageTimeout, TimedRunner
+from bshmd.records import Job
+
+log = logging.getLogger("bshmd.pipeline")
+
+_STOP = object()  # sentinel that ends a stage loop once everything before it is done
+_POLL = 0.5  # how often a blocked stage thread looks at the abort flag
+_BACKOFF_FIRST = 1.0
+_BACKOFF_MAX = 60.0
+
+Decoder = Callable[..., Any]
+
+# Errors writing results that say the output side is unwell, not the input: the input stays,
+# its claim is released and writes back off. Anything else quarantines the input.
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+_OUTPUT_UNAVAILABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTCONN,
+                       errno.ESTALE, errno.EIO, errno.EHOSTDOWN, errno.ETIMEDOUT}
+
+
+class _OutputUnwritable(Exception):
+    """write_outputs failed for a reason of the output folder's own (see _DISK_FULL)."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@dataclass
+class PipelineHealth:
+    queued: int  # submitted and not yet finished (processed, quarantined or released)
+    in_flight: dict[str, int]  # per stage: intake, decode, batch, infer, write
+    last_progress: float | None  # monotonic time of the last finished job or batch
+    inference_started: float | None  # monotonic time the running predict() began; None when idle
+    processed: int
+    quarantined: int
+    released: int = 0
+    disk_full: bool = False  # writing results failed with ENOSPC/EDQUOT; writes back off
+    output_unavailable: bool = False  # writing results failed for another reason of the output side
+    stopping: bool = False
+
+
+@dataclass
+class _Work:
+    """One job and what the stages have made of it so far."""
+
+    job: Job
+    config: Config  # the configuration in force when its decoding started
+    folder: FolderConfig
+    accepted: bool = False  # requeued with --accept: no quality gate
+    rgb: Any = None
+    alpha: Any = None
+    rejection: InputRejected | None = None
+    batch_size: int = 0
+    outputs: dict[str, Path] = field(default_factory=dict)
+    cancelled: bool = False  # the job was finished elsewhere (timeout, abort): do not touch it
+
+
+def internal_error(exc: BaseException) -> InputRejected:
+    return InputRejected("internal_error", f"{type(exc).__name__}: {exc}", {"exception": type(exc).__name__})
+
+
+class Pipeline:
+    """Decode → batch → infer → write, overlapped; see the module docstring."""
+
+    def __init__(self, config: Config, engine: Any, *, instance_id: str, metrics: Metrics | None = None,
+                 on_done: Callable[[Job, str], None] | None = None, decoder: Decoder | None = None) -> None:
+        # ``decoder`` replaces decode_image (same signature); tests use it to make decoding slow.
+        from bshmd.pipeline.decode import decode_image
+
+        self._config = config
+        self._engine = engine
+        self._instance_id = instance_id
+        self.metrics = metrics or Metrics()
+        self._on_done = on_done
+        self._decode_image = decoder or decode_image
+        self.capacity = config.pipeline.queue_size + config.batch.max_size
+
+        self._lock = threading.Condition()
+        self._open: dict[int, Job] = {}  # submitted, not finished
+        self._finishing = 0  # finished, on_done still running: they still hold their slot
+        self._stopping = False
+        self._aborted = threading.Event()
+        self._started = False
+        self._processed = 0
+        self._quarantined = 0
+        self._released = 0
+        self._last_progress: float | None = None
+        self._inference_started: float | None = None
+        self._decoding = 0
+        self._inferring = 0
+        self._writing = 0
+        self._disk_full_until = 0.0
+        self._disk_full_backoff = 0.0
+        self._disk_full = False  # the last failed write found no space; cleared by a successful one
+
+        self._decode_workers = config.pipeline.decode_workers
+        self._write_workers = config.pipeline.write_workers
+        self._intake: queue.Queue[Any] = queue.Queue(self.capacity + self._decode_workers)
+        self._write_q: queue.Queue[Any] = queue.Queue(self.capacity + self._write_workers)
+        self._batcher: Batcher[_Work] = Batcher(config.batch.max_size, config.batch.max_wait_ms / 1000)
+        self._decode_threads: list[threading.Thread] = []
+        self._write_threads: list[threading.Thread] = []
+        self._infer_thread: threading.Thread | None = None
+        self._runners: list[TimedRunner] = []
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            raise RuntimeError("the pipeline was already started")
+        self._started = True
+        depth = self.metrics.queue_depth
+        depth.labels("intake").set_function(self._intake.qsize)
+        depth.labels("decode").set_function(lambda: self._decoding)
+        depth.labels("batch").set_function(self._batcher.pending)
+        depth.labels("infer").set_function(lambda: self._inferring)
+        depth.labels("write").set_function(lambda: self._write_q.qsize() + self._writing)
+        for i in range(self._decode_workers):
+            runner = TimedRunner(f"bshmd-decode-{i}")
+            self._runners.append(runner)
+            self._decode_threads.append(self._spawn(f"bshmd-decode-{i}", self._decode_loop, runner))
+        self._infer_thread = self._spawn("bshmd-infer", self._infer_loop)
+        for i in range(self._write_workers):
+            runner = TimedRunner(f"bshmd-write-{i}")
+            self._runners.append(runner)
+            self._write_threads.append(self._spawn(f"bshmd-write-{i}", self._write_loop, runner))
+
+    @staticmethod
+    def _spawn(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def submit(self, job: Job, timeout: float | None = None) -> bool:
+        """Queue ``job``; blocks while ``capacity`` jobs are unfinished. False if stopping or timed out."""
+        if not self._started:
+            raise RuntimeError("start() the pipeline before submitting jobs")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while not self._stopping and len(self._open) + self._finishing >= self.capacity:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
+            if self._stopping:
+                return False
+            self._open[id(job)] = job
+        self.metrics.files_seen.inc()
+        self._intake.put(job)  # never blocks: sized for capacity jobs plus the stop sentinels
+        return True
+
+    def stop(self, timeout: float) -> bool:
+        """Stop intake, finish what is in flight within ``timeout``, release the rest.
+
+        Jobs still waiting in the intake queue have not started: their claims are released at
+        once. Returns True when every job that had started was finished.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            first = not self._stopping
+            self._stopping = True
+            self._lock.notify_all()
+        if not self._started:
+            return True
+        if first:
+            while True:
+                try:
+                    item = self._intake.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _STOP:
+                    self._release(item, "shutdown")
+            for _ in self._decode_threads:
+                self._intake.put(_STOP)
+        finished = self._join(self._decode_threads, deadline)
+        self._batcher.close()
+        finished = finished and self._join([self._infer_thread] if self._infer_thread else [], deadline)
+        if finished and first:
+            for _ in self._write_threads:
+                self._write_q.put(_STOP)
+        finished = finished and self._join(self._write_threads, deadline)
+        if not finished:
+            self.abort()
+            return False
+        self._close_runners(0.5)
+        return True
+
+    def abort(self) -> None:
+        """Stop now: release every unfinished job. Results are written atomically, so a write
+        cut short leaves nothing behind; a call stuck in the engine keeps its daemon thread."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        self._aborted.set()
+        self._batcher.close()
+        with self._lock:
+            jobs = list(self._open.values())
+        for job in jobs:
+            self._release(job, "shutdown")
+        for thread in [*self._decode_threads, *self._write_threads, self._infer_thread]:
+            if thread is not None:
+                thread.join(timeout=_POLL * 2)
+        self._close_runners(0.0)
+
+    def _close_runners(self, timeout: float) -> None:
+        for runner in self._runners:
+            stuck = runner.close(timeout)
+            for thread in stuck:
+                log.warning("a worker is still blocked in a call and is left behind: %s", thread.name)
+
+    @staticmethod
+    def _join(threads: list[threading.Thread], deadline: float) -> bool:
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        return not any(thread.is_alive() for thread in threads)
+
+    def update_config(self, config: Config) -> None:
+        """New folders, outputs, gates and batch limits apply to jobs decoded from now on.
+
+        Worker counts, ``queue_size`` and timeouts keep their values until a restart.
+        """
+        with self._lock:
+            self._config = config
+        self._batcher.set_limits(config.batch.max_size, config.batch.max_wait_ms / 1000)
+
+    def health(self) -> PipelineHealth:
+        with self._lock:
+            return PipelineHealth(
+                queued=len(self._open) + self._finishing,
+                in_flight={
+                    "intake": self._intake.qsize(),
+                    "decode": self._decoding,
+                    "batch": self._batcher.pending(),
+                    "infer": self._inferring,
+                    "write": self._write_q.qsize() + self._writing,
+                },
+                last_progress=self._last_progress,
+                inference_started=self._inference_started,
+                processed=self._processed,
+                quarantined=self._quarantined,
+                released=self._released,
+                disk_full=self._disk_full,
+                output_unavailable=self._disk_full_until > 0 and not self._disk_full,
+                stopping=self._stopping,
+            )
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._open or self._finishing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._lock.wait(remaining)
+            return True
+
+    # --- stage loops -------------------------------------------------------------------------
+
+    def _next(self, source: queue.Queue[Any]) -> Any:
+        """The next item, ``_STOP`` at the end, or ``_STOP`` soon after an abort."""
+        while not self._aborted.is_set():
+            try:
+                return source.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+        return _STOP
+
+    def _put(self, target: queue.Queue[Any], work: _Work) -> None:
+        while not self._aborted.is_set():
+            try:
+                target.put(work, timeout=_POLL)
+                return
+            except queue.Full:
+                continue
+        self._release(work.job, "shutdown")
+
+    def _decode_loop(self, runner: TimedRunner) -> None:
+        while (job := self._next(self._intake)) is not _STOP:
+            with self._lock:
+                self._decoding += 1
+            try:
+                work = self._decode(job, runner)
+            except Exception as exc:  # a bug for one file must not end the stage
+                log.exception("unexpected error while decoding %s", job.path)
+                self.metrics.internal_errors.labels("decode").inc()
+                work = _Work(job, self._config, job.folder, rejection=internal_error(exc))
+            finally:
+                with self._lock:
+                    self._decoding -= 1
+            if work.rejection is not None:
+                self._put(self._write_q, work)
+            else:
+                try:
+                    self._batcher.add(work, tuple(work.rgb.shape[:2]))
+                except RuntimeError:  # closed by abort
+                    self._release(job, "shutdown")
+
+    def _decode(self, job: Job, runner: TimedRunner) -> _Work:
+        from bshmd.pipeline.gate import check_input
+        from bshmd.pipeline.quarantine import consume_accept
+
+        with self._lock:
+            config = self._config
+        folder = next((f for f in config.folders if f.input == job.folder.input), job.folder)
+        work = _Work(job, config, folder)
+        started = time.monotonic()
+        job.timings["wait"] = max(started - job.settled_at, 0.0)
+        limits = config.limits
+        timeout = config.pipeline.decode_timeout_seconds
+        try:
+            work.accepted = job.accept_once or consume_accept(folder, job.key)
+            work.rgb = runner.call(
+                lambda: self._decode_image(job.path, max_pixels=limits.max_pixels,
+                                           max_file_bytes=limits.max_file_bytes),
+                timeout,
+            )
+            if not work.accepted:
+                check_input(work.rgb, config.gate_for(folder))
+        except StageTimeout:
+            self.metrics.stage_timeouts.labels("decode").inc()
+            work.rejection = InputRejected("decode_timeout", f"decoding took longer than {timeout:g}s",
+                                           {"timeout_seconds": timeout})
+        except InputRejected as exc:
+            work.rejection = exc
+        except Exception as exc:
+            log.exception("unexpected error while decoding %s", job.path)
+            self.metrics.internal_errors.labels("decode").inc()
+            work.rejection = internal_error(exc)
+        job.timings["decode"] = time.monotonic() - started
+        if work.rejection is None:
+            self.metrics.decode_seconds.observe(job.timings["decode"])
+        else:
+            work.rgb = None
+        return work
+
+    def _infer_loop(self) -> None:
+        while (batch := self._batcher.next_batch()) is not None:
+            if self._aborted.is_set():
+                for work in batch:
+                    self._release(work.job, "shutdown")
+                continue
+            try:
+                self._infer(batch)
+            except Exception as exc:  # a bug for one batch must not end inference
+                log.exception("unexpected error in inference")
+                self.metrics.internal_errors.labels("infer").inc()
+                for work in batch:
+                    if work.alpha is None and work.rejection is None:
+                        work.rejection = internal_error(exc)
+            with self._lock:
+                self._last_progress = time.monotonic()
+            for work in batch:
+                self._put(self._write_q, work)
+
+    def _infer(self, batch: list[_Work]) -> None:
+        images = [work.rgb for work in batch]
+        with self._lock:
+            self._inferring = len(batch)
+            self._inference_started = started = time.monotonic()
+        try:
+            results = self._predict(images)
+        finally:
+            with self._lock:
+                self._inferring = 0
+                self._inference_started = None
+        elapsed = time.monotonic() - started
+        self.metrics.inference_seconds.observe(elapsed)
+        self.metrics.batch_size.observe(len(batch))
+        for work, result in zip(batch, results, strict=True):
+            work.job.timings["infer"] = elapsed
+            work.batch_size = len(batch)
+            if isinstance(result, InputRejected):
+                work.rejection = result
+            else:
+                work.alpha = result
+
+    def _predict(self, images: list[Any]) -> list[Any]:
+        """engine.predict, and when a whole batch fails, each image alone so one bad image
+        does not take its batch-mates to quarantine."""
+        try:
+            results = list(self._engine.predict(images))
+            if len(results) != len(images):
+                raise RuntimeError(f"the engine returned {len(results)} results for {len(images)} images")
+            return results
+        except Exception as exc:
+            if len(images) == 1:
+                log.exception("inference failed")
+                self.metrics.internal_errors.labels("infer").inc()
+                return [internal_error(exc)]
+            log.warning("a batch of %d failed (%s); retrying its images one by one", len(images), exc)
+            return [self._predict([image])[0] for image in images]
+
+    def _write_loop(self, runner: TimedRunner) -> None:
+        while (work := self._next(self._write_q)) is not _STOP:
+            with self._lock:
+                self._writing += 1
+            try:
+                self._wait_out_disk_full()
+                if self._aborted.is_set():
+                    self._release(work.job, "shutdown")
+                else:
+                    self._finish(work, runner)
+            except Exception:  # a bug for one file must not end the stage
+                log.exception("unexpected error while finishing %s", work.job.path)
+                self.metrics.internal_errors.labels("write").inc()
+                self._release(work.job, "internal_error")
+            finally:
+                with self._lock:
+                    self._writing -= 1
+
+    def _wait_out_disk_full(self) -> None:
+        remaining = self._disk_full_until - time.monotonic()
+        if remaining > 0:
+            self._aborted.wait(remaining)
+
+    # --- finishing one job -------------------------------------------------------------------
+
+    def _finish(self, work: _Work, runner: TimedRunner) -> None:
+        config = work.config
+        timeout = config.pipeline.write_timeout_seconds
+        started = time.monotonic()
+        if work.rejection is None:
+            try:
+                runner.call(lambda: self._write_results(work), timeout)
+            except StageTimeout:
+                work.cancelled = True
+                self.metrics.stage_timeouts.labels("write").inc()
+                work.rejection = InputRejected("write_timeout", f"writing results took longer than {timeout:g}s",
+                                               {"timeout_seconds": timeout})
+            except InputRejected as exc:
+                work.rejection = exc
+            except _OutputUnwritable as exc:
+                self._output_unwritable(work, exc.cause)
+                return
+            except Exception as exc:
+                log.exception("unexpected error while writing results of %s", work.job.path)
+                self.metrics.internal_errors.labels("write").inc()
+                work.rejection = internal_error(exc)
+        work.job.timings["write"] = time.monotonic() - started
+        if work.rejection is not None:
+            self._quarantine(work, runner)
+            return
+        self.metrics.write_seconds.observe(work.job.timings["write"])
+        with self._lock:
+            self._disk_full_until = 0.0
+            self._disk_full_backoff = 0.0
+            self._disk_full = False
+        self.metrics.disk_full.set(0)
+        self._complete(work, "processed")
+
+    def _write_results(self, work: _Work) -> None:
+        """Runs on a timed worker: gate the matte, write the results, then on_success."""
+        from bshmd.pipeline.atomic import safe_move
+        from bshmd.pipeline.gate import check_matte
+        from bshmd.pipeline.outputs import output_paths, render_outputs, write_outputs
+
+        config, folder, job = work.config, work.folder, work.job
+        if not work.accepted:
+            job.extra["matte"] = check_matte(work.alpha, config.gate_for(folder))
+        outputs_cfg = config.outputs_for(folder)
+        paths = output_paths(folder.output, job.relpath, outputs_cfg)
+        blobs = render_outputs(work.rgb, work.alpha, outputs_cfg)
+        if work.cancelled:
+            return
+        try:
+            write_outputs(paths, blobs, output_root=folder.output, file_mode=outputs_cfg.file_mode,
+                          group=outputs_cfg.group)
+        except OSError as exc:
+            if exc.errno in _DISK_FULL or exc.errno in _OUTPUT_UNAVAILABLE:
+                raise _OutputUnwritable(exc) from exc
+            raise
+        work.outputs = dict(paths)
+        if work.cancelled:
+            return
+        action = config.on_success_for(folder)
+        try:
+            if action == "move":
+                # Created on demand, but only beside an existing parent: a missing share must
+                # not turn into a folder on the local disk.
+                folder.done_dir.mkdir(exist_ok=True)
+                job.extra["moved_to"] = safe_move(job.path, folder.done_dir / job.relpath, root=folder.done_dir)
+            elif action == "delete":
+                job.path.unlink(missing_ok=True)
+        except OSError as exc:
+            # The results are written: the file is processed. It stays in the input folder and
+            # its completed claim keeps it from being processed again.
+            log.error("results of %s are written, but on_success %s failed: %s", job.path, action, exc,
+                      extra={"bshmd_file": str(job.path), "bshmd_outcome": "on_success_failed"})
+
+    def _quarantine(self, work: _Work, runner: TimedRunner) -> None:
+        from bshmd.pipeline.quarantine import quarantine_input
+
+        job, rejection = work.job, work.rejection
+        assert rejection is not None
+        timeout = work.config.pipeline.write_timeout_seconds
+        try:
+            where = runner.call(
+                lambda: quarantine_input(work.folder, job.path, job.relpath, rejection,
+                                         instance_id=self._instance_id, matte=work.alpha),
+                timeout,
+            )
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                self._output_unwritable(work, exc)
+                return
+            log.error("cannot quarantine %s (%s): %s; the input stays and will be retried",
+                      job.path, rejection.reason_code, exc)
+            self._release(job, "quarantine_failed")
+            return
+        except Exception as exc:
+            log.error("cannot quarantine %s (%s): %s; the input stays and will be retried",
+                      job.path, rejection.reason_code, exc)
+            self._release(job, "quarantine_failed")
+            return
+        job.extra["quarantined_to"] = where
+        self._complete(work, "quarantined")
+
+    def _output_unwritable(self, work: _Work, exc: OSError) -> None:
+        disk_full = exc.errno in _DISK_FULL
+        with self._lock:
+            self._disk_full_backoff = min(max(self._disk_full_backoff * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
+            self._disk_full_until = time.monotonic() + self._disk_full_backoff
+            backoff = self._disk_full_backoff
+            self._disk_full = self._disk_full or disk_full
+        condition = "disk_full" if disk_full else "output_unavailable"
+        if disk_full:
+            self.metrics.disk_full.set(1)
+        log.error("cannot write results of %s (%s); the input stays and is retried later, writes pause %.0fs",
+                  work.job.path, exc, backoff,
+                  extra={"bshmd_file": str(work.job.path), "bshmd_outcome": condition})
+        self._release(work.job, condition)
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def _take(self, job: Job) -> bool:
+        """Claim the right to finish ``job``: True once, for whichever path gets there first."""
+        with self._lock:
+            if self._open.pop(id(job), None) is None:
+                return False
+            self._finishing += 1
+            return True
+
+    def _settle(self, job: Job, counter: str, outcome: str) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
+            self._last_progress = time.monotonic()
+        try:
+            if self._on_done is not None:
+                self._on_done(job, outcome)
+        except Exception:
+            log.exception("on_done callback failed for %s", job.path)
+        finally:
+            # The slot frees only now: a slow callback holds back submit like a slow writer.
+            with self._lock:
+                self._finishing -= 1
+                self._lock.notify_all()
+
+    def _complete(self, work: _Work, outcome: str) -> None:
+        job = work.job
+        if not self._take(job):
+            return
+        if job.claim is not None:
+            try:
+                job.claim.complete(outcome)
+            except Exception:
+                log.exception("cannot record %s as %s", job.path, outcome)
+        folder = str(work.folder.input)
+        t = job.timings
+        times = " ".join(f"{name}={t[name]:.3f}s" for name in ("wait", "decode", "infer", "write") if name in t)
+        extra = {"bshmd_file": str(job.path), "bshmd_outcome": outcome,
+                 **{f"bshmd_{name}": round(value, 6) for name, value in t.items()}}
+        if outcome == "processed":
+            latency = time.monotonic() - job.settled_at
+            self.metrics.files_processed.labels(folder).inc()
+            self.metrics.latency_seconds.observe(latency)
+            self.metrics.last_success_time.set_to_current_time()
+            first = next(iter(work.outputs.values()), None)
+            extra.update(bshmd_output=str(first), bshmd_batch=work.batch_size, bshmd_latency=round(latency, 6))
+            log.info("processed %s → %s %s", job.path, first, times, extra=extra)
+            self._settle(job, "_processed", "processed")
+        else:
+            rejection = work.rejection
+            assert rejection is not None
+            self.metrics.files_quarantined.labels(folder, rejection.reason_code).inc()
+            extra.update(bshmd_reason=rejection.reason_code, bshmd_output=str(job.extra.get("quarantined_to")))
+            log.warning("quarantined %s reason=%s: %s %s", job.path, rejection.reason_code, rejection.message,
+                        times, extra=extra)
+            self._settle(job, "_quarantined", f"quarantined:{rejection.reason_code}")
+
+    def _release(self, job: Job, reason: str) -> None:
+        """Give ``job`` back unfinished: its input stays and its claim is freed for a retry."""
+        if not self._take(job):
+            return
+        if job.claim is not None:
+            try:
+                job.claim.release()
+            except Exception:
+                log.exception("cannot release the claim on %s", job.path)
+        self.metrics.files_released.labels(reason).inc()
+        log.info("released %s unprocessed (%s)", job.path, reason,
+                 extra={"bshmd_file": str(job.path), "bshmd_outcome": f"released:{reason}"})
+        self._settle(job, "_released", f"released:{reason}")

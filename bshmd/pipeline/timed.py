@@ -1,0 +1,91 @@
+"""Run one call with a time limit on a worker thread that can be abandoned.
+
+Python cannot kill a thread, and one input on a dying NAS can block ``read()`` for ever.
+A stage thread therefore hands each call to its own worker thread and waits on a future
+with a timeout. When the time is up the stage thread gives up on the call, abandons that
+worker (it exits by itself if the call ever returns) and starts a fresh one, so the stage
+never loses capacity to a stuck file.
+
+``concurrent.futures.ThreadPoolExecutor`` is not used because it joins its workers at
+interpreter exit: one stuck read would hang the process's shutdown.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+_EXIT = object()
+
+
+class StageTimeout(Exception):
+    """The call did not finish within its time limit; its worker was abandoned."""
+
+
+class _Worker:
+    def __init__(self, name: str) -> None:
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Daemon: an abandoned worker stuck in a read must not keep the process alive.
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, fn: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._inbox.put((fn, future))
+        return future
+
+    def retire(self) -> None:
+        """Exit after the call in progress (if any) returns."""
+        self._inbox.put(_EXIT)
+
+    def _run(self) -> None:
+        while True:
+            task = self._inbox.get()
+            if task is _EXIT:
+                return
+            fn, future = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the waiting stage thread
+                future.set_exception(exc)
+
+
+class TimedRunner:
+    """Owned by one stage thread: ``call(fn, timeout)`` runs ``fn`` on a replaceable worker."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._generation = itertools.count()
+        self._worker = self._new_worker()
+        self.abandoned: list[threading.Thread] = []
+
+    def _new_worker(self) -> _Worker:
+        return _Worker(f"{self._name}-w{next(self._generation)}")
+
+    def call(self, fn: Callable[[], R], timeout: float) -> R:
+        future = self._worker.submit(fn)
+        try:
+            return future.result(timeout=timeout)
+        except FutureTimeout:
+            future.cancel()
+            self._worker.retire()
+            self.abandoned.append(self._worker.thread)
+            self._worker = self._new_worker()
+            raise StageTimeout(f"took longer than {timeout:g}s") from None
+
+    def close(self, timeout: float = 0.0) -> list[threading.Thread]:
+        """Retire the worker; return the threads still running (stuck calls) after ``timeout``."""
+        self._worker.retire()
+        threads = [self._worker.thread, *self.abandoned]
+        for thread in threads:
+            thread.join(timeout)
+        return [thread for thread in threads if thread.is_alive()]
