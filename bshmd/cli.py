@@ -90,7 +90,11 @@ def run(config_file: Path | None) -> None:
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 def process(src: Path, dst: Path, quarantine: Path | None, model_path: Path | None,
             config_file: Path | None, progress: bool | None) -> None:
-    """Process every image under SRC once, write results under DST, then exit."""
+    """Process every image under SRC once, write results under DST, then exit.
+
+    Inputs that are processed stay where they are; inputs that fail are MOVED into the
+    quarantine folder with their reason, as the daemon does. Exit status 4 when any was.
+    """
     from bshmd.pipeline.oneshot import run_process
 
     sys.exit(run_process(src, dst, quarantine=quarantine, model_path=model_path,

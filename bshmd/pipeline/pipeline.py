@@ -283,12 +283,13 @@ class Pipeline:
                 stopping=self._stopping,
             )
 
-    def wait_idle(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+    def wait_idle(self, timeout: float | None) -> bool:
+        """True once nothing is queued or in flight; False if ``timeout`` passed first (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while self._open or self._finishing:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
                     return False
                 self._lock.wait(remaining)
             return True
