@@ -1,0 +1,125 @@
+"""``bshmd review``: the review page on its own, for when the daemon is stopped.
+
+The same ``ReviewApp`` the daemon mounts at ``/review`` is served at ``/review`` here too, so
+bookmarks work either way. It listens on ``http.host:http.port`` (or ``--host``/``--port``),
+and refuses a non-loopback address unless ``http.token`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from bshmd.config import Config
+from bshmd.errors import EXIT_OK, ConfigError
+from bshmd.review.access import is_loopback
+
+log = logging.getLogger("bshmd.review")
+
+MOUNT = "/review"
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    """The page moves files: beyond this host, only with a token."""
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"review: host {host!r} listens beyond this host but http.token is not set; "
+            "expected a token of at least 16 characters, or host 127.0.0.1"
+        )
+
+
+class Mounted:
+    """Serve ``app`` under ``prefix`` (SCRIPT_NAME), and send ``/`` there."""
+
+    def __init__(self, prefix: str, app: WSGIApp) -> None:
+        self.prefix = prefix.rstrip("/")
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            environ = dict(environ, SCRIPT_NAME=environ.get("SCRIPT_NAME", "") + self.prefix,
+                           PATH_INFO=path[len(self.prefix):])
+            return self.app(environ, start_response)
+        if path == "/":
+            query = environ.get("QUERY_STRING", "")
+            start_response("303 See Other", [("Location", self.prefix + "/" + (f"?{query}" if query else "")),
+                                             ("Content-Length", "0")])
+            return [b""]
+        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        return [b"Not found\n"]
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a browser holding a connection open never blocks the stop
+    allow_reuse_address = True
+
+
+class _IPv6WSGIServer(_ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("review http %s: " + format, self.address_string(), *args)
+
+
+class ReviewServer:
+    """Serves a WSGI app from a ``bshmd-review-http`` thread; port 0 picks a free port."""
+
+    def __init__(self, app: WSGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        server_class = _IPv6WSGIServer if ":" in host else _ThreadingWSGIServer
+        try:
+            self._server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+        except OSError as exc:
+            raise ConfigError(f"review: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        self.host = host
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="bshmd-review-http", daemon=True)
+
+    def start(self) -> ReviewServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def review_command(config: Config, *, host: str | None, port: int | None) -> int:
+    """Serve the review page until SIGINT or SIGTERM."""
+    from bshmd.review.app import ReviewApp
+
+    host = host or config.http.host
+    port = config.http.port if port is None else port
+    token = config.http.token
+    check_exposure(host, token)
+    server = ReviewServer(Mounted(MOUNT, ReviewApp(config)), host, port)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+        print(f"bshmd review: {server.url}{MOUNT}/" + ("?token=<http.token>" if token else ""), flush=True)
+        print("press Ctrl-C to stop", flush=True)
+        while not stop.wait(0.5):  # a timed wait lets the signal handler run promptly
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_OK

@@ -1,0 +1,131 @@
+"""Screenshot of the quarantine review page on the real photos in ../shared/testdata.
+
+Builds a throw-away hot folder, refuses each photo for a real reason through the real
+quarantine code (the real BSHM matte of the studio portrait, MediaPipe's segmentation of the
+others when ../shared/models is there), serves the page and saves a PNG:
+
+    .venv/bin/python scripts/review_screenshot.py [/tmp/review.png]
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image
+
+from bshmd.config import GateConfig, parse_config
+from bshmd.errors import InputRejected
+from bshmd.pipeline.decode import decode_image
+from bshmd.pipeline.gate import check_input, check_matte
+from bshmd.pipeline.quarantine import quarantine_input
+from bshmd.review.app import ReviewApp
+from bshmd.review.server import Mounted, ReviewServer
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def segment(rgb: np.ndarray) -> np.ndarray | None:
+    """MediaPipe selfie segmentation (a real network) as a full-size matte, if the model is here."""
+    model = SHARED / "models" / "selfie_segmentation.tflite"
+    if not model.exists():
+        return None
+    import cv2
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_path=str(model))
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    _, height, width, _ = source["shape"]
+    batch = cv2.resize(rgb, (int(width), int(height)), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    interpreter.set_tensor(source["index"], batch[None])
+    interpreter.invoke()
+    probability = cv2.resize(interpreter.get_tensor(target["index"])[0, :, :, 0], (rgb.shape[1], rgb.shape[0]))
+    return np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
+
+
+def refusal(call, *args) -> InputRejected:  # noqa: ANN001
+    try:
+        call(*args)
+    except InputRejected as exc:
+        return exc
+    raise SystemExit(f"{call.__name__} did not refuse")
+
+
+def build(root: Path):  # noqa: ANN201 - Config
+    testdata = SHARED / "testdata"
+    for name in ("in", "out", "quarantine"):
+        (root / name).mkdir()
+    config = parse_config({"folders": [{"input": "in", "output": "out", "quarantine": "quarantine"}]}, base_dir=root)
+    folder = config.folders[0]
+    shoot = root / "in" / "wedding-0612"
+    shoot.mkdir()
+
+    def decode(path: Path) -> np.ndarray:
+        return decode_image(path, max_pixels=10**8, max_file_bytes=10**9)
+
+    def put(name: str, data: bytes, rejection: InputRejected | None = None, matte: np.ndarray | None = None) -> None:
+        path = shoot / name
+        path.write_bytes(data)
+        rejection = rejection or refusal(decode, path)
+        quarantine_input(folder, path, PurePosixPath(shoot.name, name), rejection, instance_id="studio-1",
+                         matte=matte)
+
+    rocket = (testdata / "no-person-rocket.jpg").read_bytes()
+    put("IMG_0412.jpg", b"not a photo\n")
+    put("IMG_0413.jpg", rocket[: len(rocket) // 2])
+    astronaut_rgb = decode(testdata / "portrait-astronaut.png")
+    astronaut_matte = segment(astronaut_rgb)
+    if astronaut_matte is not None:
+        put("IMG_0414.png", (testdata / "portrait-astronaut.png").read_bytes(),
+            refusal(check_matte, astronaut_matte, GateConfig(max_foreground=0.3)), astronaut_matte)
+    rocket_matte = segment(decode(testdata / "no-person-rocket.jpg"))
+    if rocket_matte is not None:
+        put("IMG_0415.jpg", rocket, refusal(check_matte, rocket_matte, GateConfig()), rocket_matte)
+    put("IMG_0416.png", (testdata / "portrait-astronaut.png").read_bytes(),
+        refusal(check_input, astronaut_rgb, GateConfig(min_input_side=1000)))
+    with Image.open(testdata / "portrait-studio.bshm-alpha.png") as image:
+        studio_matte = np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    shutil.copy(testdata / "portrait-studio.png", shoot / "IMG_0417.png")
+    put("IMG_0417.png", (testdata / "portrait-studio.png").read_bytes(),
+        refusal(check_matte, studio_matte, GateConfig(max_uncertain=0.005)), studio_matte)
+    return config
+
+
+def main() -> int:
+    from playwright.sync_api import sync_playwright
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/review.png")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = build(Path(tmp))
+        server = ReviewServer(Mounted("/review", ReviewApp(config))).start()
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(f"{server.url}/review/")
+                # page.evaluate, not wait_for_function: the page's CSP forbids the eval the latter uses.
+                loaded = "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+                deadline = time.monotonic() + 30
+                while not page.evaluate(loaded) and time.monotonic() < deadline:
+                    page.wait_for_timeout(100)
+                page.screenshot(path=str(target), full_page=True)
+                browser.close()
+        finally:
+            server.stop()
+    print(target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
