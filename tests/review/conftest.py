@@ -1,0 +1,157 @@
+"""A quarantine tree made by the real quarantine code from real photos, and a served review page."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bshmd.config import Config, GateConfig, parse_config
+from bshmd.errors import InputRejected
+from bshmd.pipeline.decode import decode_image
+from bshmd.pipeline.gate import check_input, check_matte
+from bshmd.pipeline.quarantine import quarantine_input
+from bshmd.review.app import ReviewApp
+from bshmd.review.server import Mounted, ReviewServer
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+
+
+def _rejection(call, *args) -> InputRejected:  # noqa: ANN001 - any function that raises it
+    with pytest.raises(InputRejected) as caught:
+        call(*args)
+    return caught.value
+
+
+def _decode(path: Path) -> np.ndarray:
+    return decode_image(path, max_pixels=10**8, max_file_bytes=10**9)
+
+
+def _selfie_matte(model: Path, rgb: np.ndarray) -> np.ndarray:
+    """MediaPipe selfie segmentation (a real network) on rgb, as a full-size uint8 matte."""
+    import cv2
+
+    tf = pytest.importorskip("tensorflow")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated", category=UserWarning)
+        interpreter = tf.lite.Interpreter(model_path=str(model))
+    interpreter.allocate_tensors()
+    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    _, height, width, _ = source["shape"]
+    batch = cv2.resize(rgb, (int(width), int(height)), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    interpreter.set_tensor(source["index"], batch[None])
+    interpreter.invoke()
+    probability = interpreter.get_tensor(target["index"])[0, :, :, 0]
+    probability = cv2.resize(probability, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def rocket_matte() -> np.ndarray:
+    """What a real segmentation network sees in the rocket photo (no person)."""
+    model = SHARED / "models" / "selfie_segmentation.tflite"
+    if not model.exists():
+        pytest.skip(f"{model} is absent: the shared test material is not beside this checkout")
+    rgb = decode_image(SHARED / "testdata" / "no-person-rocket.jpg", max_pixels=10**8, max_file_bytes=10**9)
+    return _selfie_matte(model, rgb)
+
+
+@dataclass
+class Tree:
+    """A hot folder whose quarantine holds one entry per kind of refusal, each made for real."""
+
+    config: Config
+    root: Path
+
+    @property
+    def folder(self):  # noqa: ANN201 - FolderConfig
+        return self.config.folders[0]
+
+    @property
+    def input(self) -> Path:
+        return self.folder.input
+
+    @property
+    def output(self) -> Path:
+        return self.folder.output
+
+    @property
+    def quarantine(self) -> Path:
+        return self.folder.quarantine
+
+    @property
+    def rejected(self) -> Path:
+        return self.folder.rejected_dir
+
+
+def make_tree(tmp_path: Path, rocket_matte: np.ndarray, **overrides: object) -> Tree:
+    testdata = SHARED / "testdata"
+    if not testdata.exists():
+        pytest.skip(f"{testdata} is absent: the shared test material is not beside this checkout")
+    hot = {name: tmp_path / name for name in ("in", "out", "quarantine")}
+    for path in hot.values():
+        path.mkdir()
+    config = parse_config({"folders": [{"input": str(hot["in"]), "output": str(hot["out"]),
+                                        "quarantine": str(hot["quarantine"])}], **overrides},
+                          base_dir=tmp_path)
+    folder = config.folders[0]
+    (hot["in"] / "shoot").mkdir()
+
+    def place(name: str, data: bytes) -> Path:
+        path = hot["in"] / "shoot" / name
+        path.write_bytes(data)
+        return path
+
+    def quarantine(name: str, rejection: InputRejected, matte: np.ndarray | None = None) -> None:
+        quarantine_input(folder, hot["in"] / "shoot" / name, PurePosixPath("shoot", name), rejection,
+                         instance_id="test-host", matte=matte)
+
+    # Oldest first: the page lists newest first.
+    place("notes.jpg", b"call the client back about the second set\n")
+    quarantine("notes.jpg", _rejection(_decode, hot["in"] / "shoot" / "notes.jpg"))
+    rocket = (testdata / "no-person-rocket.jpg").read_bytes()
+    place("cut-off.jpg", rocket[: len(rocket) // 2])
+    quarantine("cut-off.jpg", _rejection(_decode, hot["in"] / "shoot" / "cut-off.jpg"))
+    astronaut = place("astronaut.png", (testdata / "portrait-astronaut.png").read_bytes())
+    rgb = _decode(astronaut)
+    quarantine("astronaut.png", _rejection(check_input, rgb, GateConfig(min_input_side=1000)))
+    place("rocket.jpg", rocket)
+    quarantine("rocket.jpg", _rejection(check_matte, rocket_matte, GateConfig()), rocket_matte)
+    shutil.copy(testdata / "portrait-studio.png", hot["in"] / "shoot" / "dancer.png")
+    with Image.open(testdata / "portrait-studio.bshm-alpha.png") as image:
+        studio_matte = np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    # The real BSHM matte, refused by a gate stricter than the default about soft edges.
+    quarantine("dancer.png", _rejection(check_matte, studio_matte, GateConfig(max_uncertain=0.005)), studio_matte)
+    return Tree(config, tmp_path)
+
+
+@pytest.fixture
+def tree(tmp_path: Path, rocket_matte: np.ndarray) -> Tree:
+    return make_tree(tmp_path, rocket_matte)
+
+
+@dataclass
+class Served:
+    app: ReviewApp
+    server: ReviewServer
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/review"
+
+
+@pytest.fixture
+def served(tree: Tree) -> Iterator[Served]:
+    """The review app on 127.0.0.1 (a free port) in a bshmd-review-http thread."""
+    app = ReviewApp(tree.config)
+    server = ReviewServer(Mounted("/review", app), "127.0.0.1", 0).start()
+    try:
+        yield Served(app, server)
+    finally:
+        server.stop()
