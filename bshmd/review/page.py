@@ -130,6 +130,7 @@ def render(listing: Listing) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Quarantine review — bshmd</title>
+<link rel="icon" href="{_e(base)}/static/icon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="{_e(base)}/static/review.css">
 <script src="{_e(base)}/static/review.js" defer></script>
 </head>
