@@ -66,6 +66,10 @@ def _static_files() -> dict[str, bytes]:
 class ReviewApp:
     """The review page for the folders of ``config``; mount it anywhere (it reads SCRIPT_NAME)."""
 
+    # It checks http.token itself (bearer header, or the cookie a browser gets from ?token=),
+    # so a server mounting it can hand requests over before its own bearer-only check.
+    authenticates_requests = True
+
     def __init__(self, config: Config, *, token: str | None = None) -> None:
         self.config = config
         self.access = Access(token if token is not None else config.http.token)

@@ -290,3 +290,33 @@ def test_review_command_serves_until_sigterm(tree: Tree, tmp_path: Path) -> None
         for stream in (process.stdout, process.stderr):
             if stream:
                 stream.close()
+
+
+def test_folder_filter_with_two_hot_folders(tree: Tree, tmp_path: Path) -> None:
+    from pathlib import PurePosixPath
+
+    from bshmd.config import parse_config
+    from bshmd.errors import InputRejected
+    from bshmd.pipeline.quarantine import quarantine_input
+
+    second = {name: tmp_path / f"studio-b-{name}" for name in ("in", "out", "quarantine")}
+    for path in second.values():
+        path.mkdir()
+    folders = [{"input": str(f.input), "output": str(f.output), "quarantine": str(f.quarantine)}
+               for f in tree.config.folders]
+    folders.append({"input": str(second["in"]), "output": str(second["out"]), "quarantine": str(second["quarantine"])})
+    config = parse_config({"folders": folders}, base_dir=tmp_path)
+    (second["in"] / "empty.jpg").write_bytes(b"")
+    quarantine_input(config.folders[1], second["in"] / "empty.jpg", PurePosixPath("empty.jpg"),
+                     InputRejected("empty", "empty.jpg: the file is empty (0 bytes)", {"bytes": 0}),
+                     instance_id="test-host")
+    app = ReviewApp(config)
+    server = ReviewServer(Mounted("/review", app)).start()
+    try:
+        html = request(server.url, "/review/")[2].decode()
+        assert html.count('class="card"') == 6 and "studio-b-in (1)" in html and "/in (5)" in html
+        only_b = request(server.url, "/review/?folder=1")[2].decode()
+        assert only_b.count('class="card"') == 1 and 'data-name="empty.jpg"' in only_b and "Empty file." in only_b
+        assert request(server.url, "/review/?folder=0")[2].decode().count('class="card"') == 5
+    finally:
+        server.stop()
