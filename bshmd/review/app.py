@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, urlencode
 
 from bshmd.config import Config
 from bshmd.errors import InputRejected
@@ -252,8 +252,6 @@ class ReviewApp:
     def _without_token(base: str, path: str, environ: dict[str, Any]) -> str:
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         query.pop("token", None)
-        from urllib.parse import quote, urlencode
-
         rest = urlencode(query, doseq=True)
         return quote(base + (path or "/")) + (f"?{rest}" if rest else "")
 

@@ -120,15 +120,15 @@ class ThumbnailCache:
         blobs[_DONE] = b""
         for suffix, data in blobs.items():
             path = self.cache_path(entry, key, suffix)
+            # Write then rename: a reader never sees half a file. No fsync: it is a cache.
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                # Write then rename: a reader never sees half a file. No fsync: it is a cache.
-                tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
                 tmp.write_bytes(data)
                 os.replace(tmp, path)
             except OSError as exc:
                 log.warning("review: cannot cache a thumbnail in %s: %s", path.parent, exc)
-                with contextlib.suppress(OSError, UnboundLocalError):
+                with contextlib.suppress(OSError):
                     tmp.unlink()
                 return
 
