@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,12 +125,25 @@ class ServiceState:
                 found.append(f"folder unavailable: {path}")
         with self._lock:
             found.extend(self.disk_conditions)
+        health = self.pipeline()
+        if getattr(health, "disk_full", False):
+            found.append("disk full: writing results paused, inputs wait")
+        if getattr(health, "output_unavailable", False):
+            found.append("output unavailable: writing results paused, inputs wait")
         return found
 
     def counts(self) -> dict[str, int]:
         health = self.pipeline()
-        names = ("queued", "in_flight", "processed", "quarantined")
-        return {name: int(getattr(health, name, 0) or 0) for name in names}
+        counts = {}
+        for name in ("queued", "in_flight", "processed", "quarantined", "released"):
+            value = getattr(health, name, 0) or 0
+            # in_flight is counted per stage: intake, decode, batch, infer, write.
+            counts[name] = int(sum(value.values()) if isinstance(value, dict) else value)
+        return counts
+
+    def stage_depths(self) -> dict[str, int]:
+        value = getattr(self.pipeline(), "in_flight", None)
+        return dict(value) if isinstance(value, dict) else {}
 
     def status_line(self) -> str:
         """The one line systemctl status shows (``STATUS=``)."""
@@ -160,6 +173,7 @@ class ServiceState:
             "uptime_seconds": round(now - self.started_monotonic, 3),
             "model": {"loaded": self.model_loaded, "load_seconds": self.model_load_seconds},
             "counts": self.counts(),
+            "stages": self.stage_depths(),
             "inference_running_seconds": (
                 round(now - inference_started, 3) if inference_started is not None else None),
             "pending_settle": ingest.get("pending"),
@@ -167,3 +181,31 @@ class ServiceState:
             "folders": self._folders(),
             "conditions": self.conditions(),
         }
+
+
+class ServiceCollector:
+    """Prometheus gauges read from the service state at scrape time."""
+
+    def __init__(self, state: ServiceState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        ready, _ = self.state.readiness()
+        yield GaugeMetricFamily("bshmd_ready", "1 when the model is loaded and every folder is watched.",
+                                value=1 if ready else 0)
+        yield GaugeMetricFamily("bshmd_uptime_seconds", "Seconds since the daemon started.",
+                                value=time.monotonic() - self.state.started_monotonic)
+        available = GaugeMetricFamily("bshmd_folder_available", "1 while an input folder can be read.",
+                                      labels=["folder"])
+        watching = GaugeMetricFamily("bshmd_folder_watching", "1 while an input folder is watched.",
+                                     labels=["folder"])
+        for path, folder in self.state._folders().items():
+            available.add_metric([path], 1 if folder.get("available") else 0)
+            watching.add_metric([path], 1 if folder.get("watching") else 0)
+        yield available
+        yield watching
+        pending = self.state._ingest().get("pending")
+        if pending is not None:
+            yield GaugeMetricFamily("bshmd_files_settling", "Files seen and waiting to settle.", value=pending)

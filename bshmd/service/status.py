@@ -38,17 +38,18 @@ def status_command(config: Config) -> int:
 
     err = Console(stderr=True)
     if not config.http.enabled:
-        err.print("bshmd: error: http.enabled is false in this configuration: the daemon has no status endpoint")
+        err.print("bshmd: error: http.enabled is false in this configuration: the daemon has no status endpoint",
+                  soft_wrap=True)
         return EXIT_FAILURE
     url = status_url(config)
     try:
         status = fetch_status(config)
     except urllib.error.HTTPError as exc:
-        err.print(f"bshmd: error: {url} answered {exc.code} {exc.reason}", markup=False)
+        err.print(f"bshmd: error: {url} answered {exc.code} {exc.reason}", markup=False, soft_wrap=True)
         return EXIT_FAILURE
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        err.print(f"bshmd: error: bshmd is not running (no answer from {url}: {reason})", markup=False)
+        err.print(f"bshmd: error: bshmd is not running (no answer from {url}: {reason})", markup=False, soft_wrap=True)
         return EXIT_FAILURE
     print_status(status)
     return EXIT_OK
@@ -63,7 +64,7 @@ def print_status(status: dict[str, Any]) -> None:
     console.print(f"[bold]bshmd {status.get('version', '?')}[/] instance [bold]{status.get('instance')}[/]: "
                   f"{status.get('phase')}, {ready}, up {_duration(status.get('uptime_seconds'))}")
     for reason in status.get("not_ready_because") or []:
-        console.print(f"  not ready: {reason}", markup=False)
+        console.print(f"  not ready: {reason}", markup=False, soft_wrap=True)
     model = status.get("model") or {}
     if model.get("load_seconds") is not None:
         console.print(f"model loaded in {model['load_seconds']:.1f} s")

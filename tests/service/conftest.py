@@ -22,8 +22,10 @@ class NotifySocket:
     def drain(self, timeout: float = 0.0) -> list[tuple[float, str]]:
         """Receive what has arrived (waiting up to ``timeout`` for the first datagram)."""
         got = []
-        self.sock.settimeout(timeout if timeout > 0 else None)
-        self.sock.setblocking(timeout > 0)
+        if timeout > 0:
+            self.sock.settimeout(timeout)
+        else:
+            self.sock.setblocking(False)
         while True:
             try:
                 data = self.sock.recv(65536)
@@ -58,15 +60,3 @@ def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
     sock = NotifySocket(tmp_path / "notify.sock")
     yield sock
     sock.close()
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)

@@ -7,7 +7,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,28 +14,23 @@ import pytest
 from bshmd.config import HttpConfig
 from bshmd.errors import ConfigError
 from bshmd.metrics import Metrics
+from bshmd.pipeline.pipeline import PipelineHealth
 from bshmd.service.health import ServiceState
 from bshmd.service.httpserver import HttpServer, ServiceApp, check_exposure
 
 TOKEN = "s3cret-token-for-tests"
 
 
-@dataclass
-class FakeHealth:
-    """A PipelineHealth-shaped value (the pipeline's own record is tested with the pipeline)."""
-
-    queued: int = 3
-    in_flight: int = 1
-    processed: int = 120
-    quarantined: int = 2
-    last_progress: float = 0.0
-    inference_started: float | None = None
+def pipeline_health(inference_started: float | None = None) -> PipelineHealth:
+    return PipelineHealth(queued=3, in_flight={"intake": 0, "decode": 0, "batch": 0, "infer": 1, "write": 0},
+                          last_progress=None, inference_started=inference_started, processed=120,
+                          quarantined=2)
 
 
 @pytest.fixture
 def state(tmp_path: Path) -> ServiceState:
     folders = {str(tmp_path / "in"): {"available": True, "mode": "events", "watching": True}}
-    return ServiceState(instance_id="test-1", pipeline_health=FakeHealth,
+    return ServiceState(instance_id="test-1", pipeline_health=pipeline_health,
                         ingest_health=lambda: {"folders": folders, "pending": 1, "last_rescan": None},
                         output_folders=lambda: [tmp_path])
 
@@ -113,7 +107,9 @@ def test_status_reports_counts_and_folders(server: HttpServer, state: ServiceSta
     doc = json.loads(body)
     assert status == 200
     assert doc["instance"] == "test-1" and doc["ready"] is True
-    assert doc["counts"] == {"queued": 3, "in_flight": 1, "processed": 120, "quarantined": 2}
+    assert doc["counts"] == {"queued": 3, "in_flight": 1, "processed": 120, "quarantined": 2,
+                             "released": 0}
+    assert doc["stages"]["infer"] == 1
     assert doc["model"] == {"loaded": True, "load_seconds": 1.5}
     assert list(doc["folders"].values())[0]["watching"] is True
     assert state.status_line() == "queued 3, in flight 1, processed 120, quarantined 2"
@@ -155,8 +151,8 @@ def test_watchdog_verdict_turns_on_a_wedged_inference(state: ServiceState) -> No
     now = time.monotonic()
     state.loop_tick()
     assert state.watchdog_verdict(2.0, now=now)[0]
-    state.pipeline_health = lambda: FakeHealth(inference_started=now - 1.0)
+    state.pipeline_health = lambda: pipeline_health(now - 1.0)
     assert state.watchdog_verdict(2.0, now=now)[0]
-    state.pipeline_health = lambda: FakeHealth(inference_started=now - 5.0)
+    state.pipeline_health = lambda: pipeline_health(now - 5.0)
     ok, why = state.watchdog_verdict(2.0, now=now)
     assert not ok and "inference running" in why
