@@ -131,11 +131,13 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def atomic_write(path: Path, data: bytes, *, root: Path, mode: int = 0o644, group: str | None = None) -> None:
+def atomic_write(path: Path, data: bytes, *, root: Path, mode: int = 0o644, group: str | None = None,
+                 mtime_ns: int | None = None) -> None:
     """Write ``data`` to ``path`` (under ``root``) so that it appears complete or not at all.
 
     ``root`` must exist (an output folder that is missing is an unmounted share); the folders
-    between it and ``path`` are created.
+    between it and ``path`` are created. ``mtime_ns`` stamps the file's mtime before the
+    rename, so the stamp arrives together with the content.
     """
     gid = group_id(group)  # an unknown group fails before anything is written
     with open_parent(Path(path), root) as (dir_fd, name):
@@ -148,6 +150,8 @@ def atomic_write(path: Path, data: bytes, *, root: Path, mode: int = 0o644, grou
                 os.fchmod(fd, mode)  # explicit, so the umask does not decide
                 if gid != -1:
                     os.fchown(fd, -1, gid)
+                if mtime_ns is not None:
+                    os.utime(fd, ns=(mtime_ns, mtime_ns))
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -19,6 +19,7 @@ import functools
 import io
 import logging
 import os
+import stat
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -162,18 +163,19 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -
 
 
 def write_outputs(paths: dict[str, Path], blobs: dict[str, bytes], *, output_root: Path, file_mode: int,
-                  group: str | None) -> None:
+                  group: str | None, mtime_ns: int | None = None) -> None:
     """Write every result atomically; if one fails, remove those this call already wrote.
 
     Either all formats of an input appear under their final names or none does (a crash
-    between two renames can leave the first ones; the next run rewrites them).
+    between two renames can leave the first ones; the next run rewrites them). ``mtime_ns``
+    (the input's mtime) stamps each result, see ``outputs_written_for``.
     """
     if set(paths) != set(blobs):
         raise ValueError(f"paths {sorted(paths)} and blobs {sorted(blobs)} name different formats")
     written: list[Path] = []
     try:
         for fmt, path in paths.items():
-            atomic_write(path, blobs[fmt], root=output_root, mode=file_mode, group=group)
+            atomic_write(path, blobs[fmt], root=output_root, mode=file_mode, group=group, mtime_ns=mtime_ns)
             written.append(path)
     except BaseException as exc:
         for path in written:
@@ -183,3 +185,21 @@ def write_outputs(paths: dict[str, Path], blobs: dict[str, bytes], *, output_roo
                 log.error("could not remove %s after a failed write: %s", path, cleanup_error)
         log.error("writing results failed (%s); removed %d already written", exc, len(written))
         raise
+
+
+def outputs_written_for(paths: dict[str, Path], mtime_ns: int) -> bool:
+    """True when every result exists as a regular file stamped with the input's ``mtime_ns``.
+
+    Results carry their input's mtime (set before their atomic rename), so after a crash
+    between writing the results and completing the claim, the next holder can tell "these
+    are the results of exactly this version of the input" and complete the claim instead of
+    doing the work again. A result from an older version of the input has another mtime.
+    """
+    for path in paths.values():
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns != mtime_ns:
+            return False
+    return True

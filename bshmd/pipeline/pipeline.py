@@ -16,6 +16,10 @@ before it instead of filling memory::
 - Every rejection, from any stage, is quarantined by a write thread (all file-system changes
   to inputs happen there). An unexpected exception for one file quarantines that file as
   ``internal_error``; no stage loop ever dies from one file.
+- Exactly once across crashes: results are stamped with their input's mtime before their
+  atomic rename. A job whose claim was taken over from an earlier holder (the daemon was
+  killed between writing the results and completing the claim) whose stamped results all
+  exist is not decoded or inferred again: its claim is completed ("recovered").
 - Disk full (ENOSPC) while writing results is not the input's fault: the input stays, its
   claim is released so it is retried later, ``health().disk_full`` and the ``bshmd_disk_full``
   gauge are set, and write threads back off (1 s doubling to 60 s) until a write succeeds.
@@ -92,6 +96,7 @@ class _Work:
     batch_size: int = 0
     outputs: dict[str, Path] = field(default_factory=dict)
     cancelled: bool = False  # the job was finished elsewhere (timeout, abort): do not touch it
+    recovered: bool = False  # an earlier holder wrote the results before it died: only finish up
 
 
 def internal_error(exc: BaseException) -> InputRejected:
@@ -327,7 +332,7 @@ class Pipeline:
             finally:
                 with self._lock:
                     self._decoding -= 1
-            if work.rejection is not None:
+            if work.rejection is not None or work.recovered:
                 self._put(self._write_q, work)
             else:
                 try:
@@ -345,6 +350,9 @@ class Pipeline:
         work = _Work(job, config, folder)
         started = time.monotonic()
         job.timings["wait"] = max(started - job.settled_at, 0.0)
+        if job.extra.get("retaken_from") and self._results_exist(work):
+            work.recovered = True
+            return work
         limits = config.limits
         timeout = config.pipeline.decode_timeout_seconds
         try:
@@ -372,6 +380,20 @@ class Pipeline:
         else:
             work.rgb = None
         return work
+
+    @staticmethod
+    def _results_exist(work: _Work) -> bool:
+        from bshmd.pipeline.outputs import output_paths, outputs_written_for
+
+        job = work.job
+        try:
+            paths = output_paths(work.folder.output, job.relpath, work.config.outputs_for(work.folder))
+        except ValueError:
+            return False
+        if not outputs_written_for(paths, job.key.mtime_ns):
+            return False
+        work.outputs = dict(paths)
+        return True
 
     def _infer_loop(self) -> None:
         while (batch := self._batcher.next_batch()) is not None:
@@ -459,6 +481,13 @@ class Pipeline:
         config = work.config
         timeout = config.pipeline.write_timeout_seconds
         started = time.monotonic()
+        if work.recovered:
+            try:
+                runner.call(lambda: self._after_success(work), timeout)
+            except Exception as exc:  # the results stand: the input is processed all the same
+                log.error("finishing recovered results of %s failed: %s", work.job.path, exc)
+            self._complete(work, "processed")
+            return
         if work.rejection is None:
             try:
                 runner.call(lambda: self._write_results(work), timeout)
@@ -490,7 +519,6 @@ class Pipeline:
 
     def _write_results(self, work: _Work) -> None:
         """Runs on a timed worker: gate the matte, write the results, then on_success."""
-        from bshmd.pipeline.atomic import safe_move
         from bshmd.pipeline.gate import check_matte
         from bshmd.pipeline.outputs import output_paths, render_outputs, write_outputs
 
@@ -504,7 +532,7 @@ class Pipeline:
             return
         try:
             write_outputs(paths, blobs, output_root=folder.output, file_mode=outputs_cfg.file_mode,
-                          group=outputs_cfg.group)
+                          group=outputs_cfg.group, mtime_ns=job.key.mtime_ns)
         except OSError as exc:
             if exc.errno in _DISK_FULL or exc.errno in _OUTPUT_UNAVAILABLE:
                 raise _OutputUnwritable(exc) from exc
@@ -512,6 +540,14 @@ class Pipeline:
         work.outputs = dict(paths)
         if work.cancelled:
             return
+        self._after_success(work)
+
+    @staticmethod
+    def _after_success(work: _Work) -> None:
+        """outputs.on_success for an input whose results are written."""
+        from bshmd.pipeline.atomic import safe_move
+
+        config, folder, job = work.config, work.folder, work.job
         action = config.on_success_for(folder)
         try:
             if action == "move":
@@ -616,7 +652,12 @@ class Pipeline:
             self.metrics.last_success_time.set_to_current_time()
             first = next(iter(work.outputs.values()), None)
             extra.update(bshmd_output=str(first), bshmd_batch=work.batch_size, bshmd_latency=round(latency, 6))
-            log.info("processed %s → %s %s", job.path, first, times, extra=extra)
+            if work.recovered:
+                extra["bshmd_outcome"] = "recovered"
+                log.info("recovered %s → %s: results written by %s before it stopped; claim completed",
+                         job.path, first, job.extra.get("retaken_from"), extra=extra)
+            else:
+                log.info("processed %s → %s %s", job.path, first, times, extra=extra)
             self._settle(job, "_processed", "processed")
         else:
             rejection = work.rejection

@@ -1,0 +1,117 @@
+"""A claim retaken after a crash between writing the results and completing the claim.
+
+The results carry the input's mtime (stamped before their atomic rename), so the next holder
+completes the claim without doing the work again; results of another version of the input
+(another mtime) are redone.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from bshmd.config import parse_config
+from bshmd.ingest.claims import ClaimStore
+from bshmd.pipeline.outputs import output_paths, write_outputs
+from bshmd.pipeline.pipeline import Pipeline
+from bshmd.records import FileKey, Job
+from tests.survival.harness import claim_record, image_bytes
+
+
+@pytest.fixture(scope="module")
+def engine(standin_model: Path) -> Iterator[Any]:
+    from bshmd.engine import MattingEngine
+
+    matting = MattingEngine(standin_model / "tf_graph.pb")
+    yield matting
+    matting.close()
+
+
+def _setup(tmp_path: Path):  # noqa: ANN202 - (config, folder, input path, key)
+    hot = {name: tmp_path / name for name in ("in", "out", "q")}
+    for path in hot.values():
+        path.mkdir()
+    config = parse_config({"folders": [{"input": str(hot["in"]), "output": str(hot["out"]),
+                                        "quarantine": str(hot["q"])}],
+                           "gate": {"enabled": False}}, base_dir=tmp_path)
+    source = hot["in"] / "a.png"
+    source.write_bytes(image_bytes(random.Random(1)))
+    st = source.stat()
+    return config, config.folders[0], source, FileKey("a.png", st.st_size, st.st_mtime_ns)
+
+
+def _retaken_job(folder: Any, source: Path, key: FileKey) -> Job:
+    """Claim as a run that was killed, then again as the next run of the same instance."""
+    ClaimStore(folder.state_dir, "station-1", 60).try_claim(key)  # the killed run's claim stays
+    claim = ClaimStore(folder.state_dir, "station-1", 60).try_claim(key)
+    assert claim is not None and claim.taken_from == "station-1"
+    job = Job(folder=folder, path=source, key=key, claim=claim)
+    job.extra["retaken_from"] = claim.taken_from
+    return job
+
+
+def _run(config: Any, engine: Any, job: Job) -> Pipeline:
+    pipeline = Pipeline(config, engine, instance_id="station-1")
+    pipeline.start()
+    try:
+        assert pipeline.submit(job, timeout=5)
+        assert pipeline.wait_idle(60)
+    finally:
+        assert pipeline.stop(10)
+    return pipeline
+
+
+def _png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (8, 8), (1, 2, 3, 4)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_results_written_before_a_crash_are_not_made_again(tmp_path: Path, engine: Any,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    config, folder, source, key = _setup(tmp_path)
+    paths = output_paths(folder.output, key.relpath, config.outputs_for(folder))
+    # What the killed run left: its results, stamped, and its claim.
+    write_outputs(paths, {"cutout": _png()}, output_root=folder.output, file_mode=0o644, group=None,
+                  mtime_ns=key.mtime_ns)
+    before = os.stat(paths["cutout"])
+    job = _retaken_job(folder, source, key)
+    caplog.set_level("INFO", logger="bshmd.pipeline")
+    pipeline = _run(config, engine, job)
+    after = os.stat(paths["cutout"])
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # not written again
+    assert pipeline.health().processed == 1
+    assert pipeline.metrics.inference_seconds._sum.get() == 0  # nothing was inferred
+    assert any(r.getMessage().startswith("recovered ") for r in caplog.records)
+    record = claim_record(folder.output, key.relpath)
+    assert record["state"] == "done" and record["outcome"] == "processed"
+
+
+def test_results_of_another_version_are_made_again(tmp_path: Path, engine: Any) -> None:
+    config, folder, source, key = _setup(tmp_path)
+    paths = output_paths(folder.output, key.relpath, config.outputs_for(folder))
+    write_outputs(paths, {"cutout": _png()}, output_root=folder.output, file_mode=0o644, group=None,
+                  mtime_ns=key.mtime_ns - 10**9)  # the previous export of this name
+    job = _retaken_job(folder, source, key)
+    pipeline = _run(config, engine, job)
+    assert pipeline.metrics.inference_seconds._sum.get() > 0
+    result = os.stat(paths["cutout"])
+    assert result.st_mtime_ns == key.mtime_ns  # the new result carries the input's stamp
+    with Image.open(paths["cutout"]) as image, Image.open(source) as original:
+        assert image.size == original.size
+    assert claim_record(folder.output, key.relpath)["outcome"] == "processed"
+
+
+def test_fresh_results_carry_the_input_mtime(tmp_path: Path, engine: Any) -> None:
+    config, folder, source, key = _setup(tmp_path)
+    claim = ClaimStore(folder.state_dir, "station-1", 60).try_claim(key)
+    _run(config, engine, Job(folder=folder, path=source, key=key, claim=claim))
+    paths = output_paths(folder.output, key.relpath, config.outputs_for(folder))
+    assert os.stat(paths["cutout"]).st_mtime_ns == key.mtime_ns
