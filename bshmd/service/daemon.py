@@ -41,6 +41,7 @@ DISK_CHECK_EVERY_SECONDS = 30.0
 WATCH_WAIT_SECONDS = 30.0  # READY=1 waits this long at most for every watch to be set
 EXTEND_STEP_SECONDS = 60.0
 FORCED_EXIT_GRACE_SECONDS = 3.0  # a second signal gives abort() this long before the exit
+REVIEW_MOUNT = "/review"
 
 
 def resolve_instance_id(config: Config, environ: dict[str, str] | None = None) -> str:
@@ -54,6 +55,13 @@ def resolve_instance_id(config: Config, environ: dict[str, str] | None = None) -
             raise ConfigError(f"${INSTANCE_ENV} = {value!r}: expected 1-64 letters, digits, '.', '_' or '-'")
         return value
     return default_instance_id()
+
+
+def _review_app(config: Config) -> Any:
+    """The quarantine review page, served by the daemon at /review."""
+    from bshmd.review.app import ReviewApp
+
+    return ReviewApp(config)
 
 
 def run_daemon(config: Config) -> int:
@@ -76,6 +84,7 @@ class Daemon:
         self.pipeline: Any = None
         self.ingestor: Any = None
         self.http: Any = None
+        self.http_app: Any = None
         self._intake_closed = threading.Event()
         self._last_status = ""
 
@@ -122,8 +131,9 @@ class Daemon:
         from bshmd.service.httpserver import HttpServer, ServiceApp
 
         http = self.config.http
-        app = ServiceApp(self.state, self.metrics.registry, token=http.token)
-        self.http = HttpServer(http.host, http.port, app)
+        self.http_app = ServiceApp(self.state, self.metrics.registry, token=http.token,
+                                   mounts=[(REVIEW_MOUNT, _review_app(self.config))])
+        self.http = HttpServer(http.host, http.port, self.http_app)
         self.http.start()
 
     def _load_model(self) -> bool:
@@ -272,6 +282,8 @@ class Daemon:
             self.pipeline.update_config(applied)
         if self.ingestor is not None:
             self.ingestor.reconfigure(applied)
+        if self.http_app is not None:
+            self.http_app.replace_mount(REVIEW_MOUNT, _review_app(applied))
         from bshmd.service.logsetup import set_level
 
         set_level(applied.logging.level)

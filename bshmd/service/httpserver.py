@@ -70,20 +70,34 @@ class ServiceApp:
         if path == "/readyz":
             ready, reasons = self.state.readiness()
             return _json(start_response, 200 if ready else 503, {"ready": ready, "reasons": reasons})
-        if not self._authorised(environ):
+        mount = self._mount_for(path)
+        # A mounted app that checks the token itself (the review page also accepts the cookie
+        # a browser gets) sees its requests first; everything else needs the bearer header.
+        if not (mount and getattr(mount[1], "authenticates_requests", False)) and not self._authorised(environ):
             return _json(start_response, 401, {"error": "missing or wrong bearer token"},
                          [("WWW-Authenticate", 'Bearer realm="bshmd"')])
         if path == "/metrics":
             return self._metrics(environ, start_response)
         if path == "/status":
             return _json(start_response, 200, self.state.snapshot())
+        if mount:
+            prefix, app = mount
+            environ = dict(environ)
+            environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
+            environ["PATH_INFO"] = path[len(prefix):]
+            return app(environ, start_response)
+        return _json(start_response, 404, {"error": f"no such path: {path}"})
+
+    def _mount_for(self, path: str) -> Mount | None:
         for prefix, app in self.mounts:
             if path == prefix or path.startswith(prefix + "/"):
-                environ = dict(environ)
-                environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + prefix
-                environ["PATH_INFO"] = path[len(prefix):]
-                return app(environ, start_response)
-        return _json(start_response, 404, {"error": f"no such path: {path}"})
+                return prefix, app
+        return None
+
+    def replace_mount(self, prefix: str, app: WSGIApp) -> None:
+        """Swap the app at ``prefix`` (after a reload changed what it serves)."""
+        prefix = prefix.rstrip("/")
+        self.mounts = [(p, app if p == prefix else a) for p, a in self.mounts]
 
     def _authorised(self, environ: dict[str, Any]) -> bool:
         if not self.token:

@@ -76,6 +76,7 @@ def print_status(status: dict[str, Any]) -> None:
     folders = status.get("folders") or {}
     if folders:
         table = Table("input folder", "available", "mode", "watching")
+        table.columns[0].overflow = "fold"  # a long NAS path is wrapped, never cut
         for path, state in folders.items():
             table.add_row(path, _yes(state.get("available")), str(state.get("mode", "")), _yes(state.get("watching")))
         console.print(table)

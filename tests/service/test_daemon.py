@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -171,10 +173,59 @@ def test_sighup_adds_a_folder_and_survives_a_broken_file(tmp_path: Path, fast_mo
         wait_until(lambda: outputs_in(second["output"]) and outputs_in(first["output"]), timeout=30,
                    what="results in both output folders")
         assert "needs a restart" not in daemon.text()
+
+        # `bshmd status` and the review page are served by the running daemon.
+        status = subprocess.run([sys.executable, "-m", "bshmd", "status", "-c", str(config)],
+                                capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
+        assert status.returncode == 0, status.stderr
+        assert "ready" in status.stdout and second["input"] in status.stdout
+        assert "processed 2" in status.stdout or "processed 1" in status.stdout
+        with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/review/", timeout=10) as page:
+            assert page.status == 200
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(25) == 0, daemon.text()
     finally:
         daemon.kill()
+
+
+def test_status_command_says_when_no_daemon_runs(tmp_path: Path, fast_model: Path) -> None:
+    config = write_config(tmp_path / "bshmd.yaml", fast_model, [folder(tmp_path, "a")])
+    status = subprocess.run([sys.executable, "-m", "bshmd", "status", "-c", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode == 1
+    assert "bshmd is not running" in status.stderr
+
+
+def test_second_sigterm_exits_at_once_without_partial_outputs(tmp_path: Path, slow_model: Path) -> None:
+    hot = folder(tmp_path, "a")
+    config = write_config(tmp_path / "bshmd.yaml", slow_model, [hot], batch={"max_size": 1},
+                          shutdown_timeout=120)
+    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    try:
+        daemon.wait_log("ready: ", timeout=90)
+        drop_portrait(hot["input"], "big.png", 1600)
+        drop_portrait(hot["input"], "small.png", 300)
+        wait_until(lambda: daemon.status()["inference_running_seconds"] is not None, timeout=30,
+                   what="an inference in flight")
+        daemon.signal(signal.SIGTERM)
+        daemon.wait_log("shutting down on request", timeout=10)
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(15) == 130, daemon.text()
+        assert "received a second SIGTERM" in daemon.text()
+        assert_outputs_whole(hot["output"])
+        assert sorted(p.name for p in Path(hot["input"]).iterdir()) == ["big.png", "small.png"]
+    finally:
+        daemon.kill()
+
+    # Nothing was lost: claims released, a restart processes both.
+    again = DaemonProcess(config, tmp_path / "again.log")
+    try:
+        wait_until(lambda: len(outputs_in(hot["output"])) == 2, timeout=90, what="both inputs processed")
+        again.signal(signal.SIGTERM)
+        assert again.wait(30) == 0
+        assert_outputs_whole(hot["output"])
+    finally:
+        again.kill()
 
 
 def test_model_change_on_reload_needs_a_restart(tmp_path: Path, fast_model: Path, slow_model: Path) -> None:
