@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +16,7 @@ from bshmd.config import HttpConfig
 from bshmd.errors import ConfigError
 from bshmd.metrics import Metrics
 from bshmd.pipeline.pipeline import PipelineHealth
-from bshmd.service.health import ServiceState
+from bshmd.service.health import ServiceCollector, ServiceState
 from bshmd.service.httpserver import HttpServer, ServiceApp, check_exposure
 
 TOKEN = "s3cret-token-for-tests"
@@ -37,6 +38,7 @@ def state(tmp_path: Path) -> ServiceState:
 
 def _serve(state: ServiceState, **kwargs) -> Iterator[HttpServer]:
     metrics = Metrics()
+    metrics.registry.register(ServiceCollector(state))
     metrics.files_processed.labels(folder="in").inc(5)
     server = HttpServer("127.0.0.1", 0, ServiceApp(state, metrics.registry, **kwargs))
     server.start()
@@ -78,6 +80,10 @@ def test_metrics_serves_the_pipeline_registry(server: HttpServer) -> None:
     assert status == 200
     assert 'bshmd_files_processed_total{folder="in"} 5.0' in body
     assert "bshmd_latency_seconds_bucket" in body
+    # The service's own gauges, read from its state at scrape time.
+    assert "bshmd_ready 0.0" in body
+    assert re.search(r'bshmd_folder_watching\{folder="[^"]*/in"\} 1.0', body), body
+    assert "bshmd_files_settling 1.0" in body
 
 
 def test_healthz_follows_the_main_loop(server: HttpServer, state: ServiceState) -> None:
