@@ -154,9 +154,10 @@ def write_config(path: Path, *, model_dir: Path, input: Path, output: Path, quar
 class Daemon:
     """``python -m bshmd run -c CONFIG``; every start appends to the same log file."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log = log
+        self.extra_env = dict(env or {})
         self.port = yaml.safe_load(config.read_text())["http"]["port"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.killed_pids: list[int] = []
@@ -173,6 +174,7 @@ class Daemon:
                if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM")}
         env.update({"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
                     "PYTHONPATH": str(REPO)})
+        env.update(self.extra_env)
         self._log_offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as handle:
             handle.write(f"--- start {self.starts + 1} ---\n".encode())
@@ -248,6 +250,59 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+class NotifyListener:
+    """Stands where systemd's NOTIFY_SOCKET would be and keeps every datagram (READY=1, STATUS=…)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.messages: list[str] = []
+
+    def statuses(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(65536).decode(errors="replace"))
+            except BlockingIOError:
+                break
+        return [line[len("STATUS="):] for message in self.messages for line in message.splitlines()
+                if line.startswith("STATUS=")]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str):  # noqa: ANN201 - a context manager yielding None
+    """Mount a tmpfs of ``size`` on ``path``; raises OSError when mounting is not allowed here."""
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise OSError(f"cannot mount a tmpfs on {path}: {result.stderr.strip() or result.returncode}")
+    try:
+        yield
+    finally:
+        unmount(path)
+
+
+def unmount(path: Path) -> None:
+    if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def noise_png(rng: random.Random, side: int) -> bytes:
+    """A photo-sized PNG whose results do not compress: a coloured square on noise."""
+    from PIL import Image
+
+    image = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+    image.paste((230, 30, 30), (side // 4, side // 4, 3 * side // 4, side - 1))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 # --- /proc sampling --------------------------------------------------------------------------
@@ -466,21 +521,26 @@ def kill_loop(workdir: Path, model_dir: Path, *, files: int, kills: int, seed: i
     daemon = Daemon(config, workdir / "daemon.log")
     exit_status = -1
     try:
-        inputs.drop(portions[0])
         daemon.start()
         for number in range(kills):
             if rng.random() < 0.15:
+                inputs.drop(portions[number])
                 time.sleep(rng.uniform(0.2, 3.0))  # from the spawn: often inside the model load
             else:
                 daemon.wait_ready()
-                time.sleep(rng.uniform(0.05, 2.0))  # a random moment while it works
+                inputs.drop(portions[number])
+                # Kill while results are being written: a seeded moment after the first one.
+                with contextlib.suppress(AssertionError):
+                    wait_until(lambda: " bshmd.pipeline: " in daemon.text(this_run=True) or not daemon.alive(),
+                               10, interval=0.02)
+                time.sleep(rng.uniform(0.0, 0.4))
             if not daemon.alive():
                 raise AssertionError(f"the daemon died by itself:\n{daemon.text(this_run=True)[-4000:]}")
             daemon.kill()
             say(f"kill {number + 1}/{kills}: pid {daemon.killed_pids[-1]}, "
                 f"{sum(1 for _ in output.rglob('*' + CUTOUT))} results so far")
-            inputs.drop(portions[number + 1])
             daemon.start()
+        inputs.drop(portions[kills])
         daemon.wait_ready()
         wait_until(lambda: settled(output, quarantine, inputs.expected) or not daemon.alive(), finish_timeout,
                    interval=0.5, what="every input to be finished")
