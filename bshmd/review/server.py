@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bshmd.config import Config
 from bshmd.errors import EXIT_OK, ConfigError
-from bshmd.review.access import is_loopback
+from bshmd.httpd import HttpServer, WSGIApp, is_loopback
 
 log = logging.getLogger("bshmd.review")
 
 MOUNT = "/review"
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def check_exposure(host: str, token: str | None) -> None:
@@ -57,48 +53,11 @@ class Mounted:
         return [b"Not found\n"]
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a browser holding a connection open never blocks the stop
-    allow_reuse_address = True
-
-
-class _IPv6WSGIServer(_ThreadingWSGIServer):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("review http %s: " + format, self.address_string(), *args)
-
-
-class ReviewServer:
-    """Serves a WSGI app from a ``bshmd-review-http`` thread; port 0 picks a free port."""
+class ReviewServer(HttpServer):
+    """Serves the review page from a ``bshmd-review-http`` thread; port 0 picks a free port."""
 
     def __init__(self, app: WSGIApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        server_class = _IPv6WSGIServer if ":" in host else _ThreadingWSGIServer
-        try:
-            self._server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
-        except OSError as exc:
-            raise ConfigError(f"review: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-        self.host = host
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="bshmd-review-http", daemon=True)
-
-    def start(self) -> ReviewServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        super().__init__(host, port, app, thread_name="bshmd-review-http")
 
 
 def review_command(config: Config, *, host: str | None, port: int | None) -> int:

@@ -128,13 +128,15 @@ class Daemon:
     def _start_http(self) -> None:
         if not self.config.http.enabled:
             return
-        from bshmd.service.httpserver import HttpServer, ServiceApp
+        from bshmd.httpd import HttpServer
+        from bshmd.service.httpserver import ServiceApp
 
         http = self.config.http
         self.http_app = ServiceApp(self.state, self.metrics.registry, token=http.token,
                                    mounts=[(REVIEW_MOUNT, _review_app(self.config))])
         self.http = HttpServer(http.host, http.port, self.http_app)
         self.http.start()
+        log.info("http: serving /metrics, /healthz, /readyz, /status and /review on %s", self.http.url)
 
     def _load_model(self) -> bool:
         """Fetch, load and warm the model in a thread while the main loop stays responsive."""

@@ -11,33 +11,21 @@ nothing and serve container health checks) needs ``Authorization: Bearer <token>
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
-import socket
-import threading
 from collections.abc import Callable, Iterable, Sequence
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bshmd.config import HttpConfig
 from bshmd.errors import ConfigError
+from bshmd.httpd import WSGIApp, is_loopback
 from bshmd.service.health import ServiceState
 
 log = logging.getLogger(__name__)
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Mount = tuple[str, WSGIApp]
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
 
 
 def check_exposure(config: HttpConfig) -> None:
@@ -118,45 +106,3 @@ def _json(start_response: Callable[..., Any], status: int, body: dict[str, Any],
     return [data]
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a slow client never holds up the shutdown
-    allow_reuse_address = True
-
-
-class _IPv6WSGIServer(_ThreadingWSGIServer):
-    address_family = socket.AF_INET6
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("http %s: " + format, self.address_string(), *args)
-
-
-class HttpServer:
-    """Serves ``app`` on ``host:port`` from a ``bshmd-http`` thread; port 0 picks a free one."""
-
-    def __init__(self, host: str, port: int, app: WSGIApp) -> None:
-        server_class = _IPv6WSGIServer if ":" in host else _ThreadingWSGIServer
-        try:
-            self._server = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
-        except OSError as exc:
-            raise ConfigError(f"http: cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-        self.host = host
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="bshmd-http", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        log.info("http: serving /metrics, /healthz, /readyz, /status on %s:%d", self.host, self.port)
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"

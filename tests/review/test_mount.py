@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bshmd.httpd import HttpServer
 from bshmd.metrics import Metrics
 from bshmd.review.app import ReviewApp
 from bshmd.service.health import ServiceState
-from bshmd.service.httpserver import HttpServer, ServiceApp
+from bshmd.service.httpserver import ServiceApp
 
 from .conftest import Tree
 from .test_app import request

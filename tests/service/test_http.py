@@ -14,10 +14,11 @@ import pytest
 
 from bshmd.config import HttpConfig
 from bshmd.errors import ConfigError
+from bshmd.httpd import HttpServer
 from bshmd.metrics import Metrics
 from bshmd.pipeline.pipeline import PipelineHealth
 from bshmd.service.health import ServiceCollector, ServiceState
-from bshmd.service.httpserver import HttpServer, ServiceApp, check_exposure
+from bshmd.service.httpserver import ServiceApp, check_exposure
 
 TOKEN = "s3cret-token-for-tests"
 
