@@ -13,7 +13,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -26,6 +25,7 @@ from bshmd.pipeline.gate import check_input, check_matte
 from bshmd.pipeline.quarantine import quarantine_input
 from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
+from bshmd.testing.segmentation import selfie_matte
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CHROMIUM = "/usr/bin/chromium"
@@ -38,20 +38,7 @@ def segment(rgb: np.ndarray) -> np.ndarray | None:
     model = SHARED / "models" / "selfie_segmentation.tflite"
     if not model.exists():
         return None
-    import cv2
-    import tensorflow as tf
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_path=str(model))
-    interpreter.allocate_tensors()
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    _, height, width, _ = source["shape"]
-    batch = cv2.resize(rgb, (int(width), int(height)), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-    interpreter.set_tensor(source["index"], batch[None])
-    interpreter.invoke()
-    probability = cv2.resize(interpreter.get_tensor(target["index"])[0, :, :, 0], (rgb.shape[1], rgb.shape[0]))
-    return np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
+    return selfie_matte(model, rgb)
 
 
 def refusal(call, *args) -> InputRejected:  # noqa: ANN001

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from bshmd.config import GateConfig
 from bshmd.errors import InputRejected
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.gate import check_input, check_matte, measure_matte
+from bshmd.testing.segmentation import selfie_matte
 
 
 def test_real_bshm_matte_measures_as_calibrated(studio_matte: np.ndarray) -> None:
@@ -74,26 +74,6 @@ def test_foreground_share_counts_alpha_from_128() -> None:
     assert measure_matte(edges)["uncertain"] == 0.5
 
 
-def _selfie_matte(model: Path, rgb: np.ndarray) -> np.ndarray:
-    """MediaPipe selfie segmentation (a real network) run on rgb, as a full-size uint8 matte."""
-    import cv2
-
-    tf = pytest.importorskip("tensorflow")
-    with warnings.catch_warnings():
-        # TF 2.21 announces the interpreter's move to ai-edge-litert; it still works.
-        warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated", category=UserWarning)
-        interpreter = tf.lite.Interpreter(model_path=str(model))
-    interpreter.allocate_tensors()
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    _, height, width, _ = source["shape"]
-    batch = cv2.resize(rgb, (int(width), int(height)), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    interpreter.set_tensor(source["index"], batch[None])
-    interpreter.invoke()
-    probability = interpreter.get_tensor(target["index"])[0, :, :, 0]
-    probability = cv2.resize(probability, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
-
-
 @pytest.fixture(scope="module")
 def selfie_mattes() -> dict[str, np.ndarray]:
     shared = Path(__file__).resolve().parents[3] / "shared"
@@ -103,7 +83,7 @@ def selfie_mattes() -> dict[str, np.ndarray]:
     mattes = {}
     for name in ("portrait-astronaut.png", "no-person-rocket.jpg"):
         rgb = decode_image(shared / "testdata" / name, max_pixels=10**8, max_file_bytes=10**9)
-        mattes[name] = _selfie_matte(model, rgb)
+        mattes[name] = selfie_matte(model, rgb)
     return mattes
 
 

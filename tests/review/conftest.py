@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -19,6 +18,7 @@ from bshmd.pipeline.gate import check_input, check_matte
 from bshmd.pipeline.quarantine import quarantine_input
 from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
+from bshmd.testing.segmentation import selfie_matte
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 
@@ -33,25 +33,6 @@ def _decode(path: Path) -> np.ndarray:
     return decode_image(path, max_pixels=10**8, max_file_bytes=10**9)
 
 
-def _selfie_matte(model: Path, rgb: np.ndarray) -> np.ndarray:
-    """MediaPipe selfie segmentation (a real network) on rgb, as a full-size uint8 matte."""
-    import cv2
-
-    tf = pytest.importorskip("tensorflow")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*tf\.lite\.Interpreter is deprecated", category=UserWarning)
-        interpreter = tf.lite.Interpreter(model_path=str(model))
-    interpreter.allocate_tensors()
-    source, target = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    _, height, width, _ = source["shape"]
-    batch = cv2.resize(rgb, (int(width), int(height)), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    interpreter.set_tensor(source["index"], batch[None])
-    interpreter.invoke()
-    probability = interpreter.get_tensor(target["index"])[0, :, :, 0]
-    probability = cv2.resize(probability, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
-
-
 @pytest.fixture(scope="session")
 def rocket_matte() -> np.ndarray:
     """What a real segmentation network sees in the rocket photo (no person)."""
@@ -59,7 +40,7 @@ def rocket_matte() -> np.ndarray:
     if not model.exists():
         pytest.skip(f"{model} is absent: the shared test material is not beside this checkout")
     rgb = decode_image(SHARED / "testdata" / "no-person-rocket.jpg", max_pixels=10**8, max_file_bytes=10**9)
-    return _selfie_matte(model, rgb)
+    return selfie_matte(model, rgb)
 
 
 @dataclass
