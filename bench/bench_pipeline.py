@@ -10,6 +10,13 @@ inference costs about as much as decoding plus encoding it. Prints images/s of:
 - pipeline: bshmd's Pipeline (what ``bshmd process`` runs), same engine and batch size;
 
 and the ratios pipeline/bare and pipeline/naive.
+
+On a GPU host inference runs on its own device while the CPU decodes and encodes. On a
+CPU-only machine both compete for the same cores, and the pipeline can only overlap them if
+inference leaves cores free. By default the bench therefore gives TensorFlow one core
+(``--intra-op-threads 1 --inter-op-threads 1``), standing in for the accelerator, and leaves
+the others to decoding and encoding; ``--intra-op-threads 0 --inter-op-threads 0`` lets
+TensorFlow take every core instead.
 """
 
 from __future__ import annotations
@@ -50,7 +57,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--decode-workers", type=int, default=2)
     parser.add_argument("--write-workers", type=int, default=2)
-    parser.add_argument("--intra-op-threads", type=int, default=0, help="TF threads per op (0: TF's choice)")
+    parser.add_argument("--intra-op-threads", type=int, default=1, help="TF threads per op (0: TF's choice)")
+    parser.add_argument("--inter-op-threads", type=int, default=1, help="TF ops run at once (0: TF's choice)")
     parser.add_argument("--extra-convs", type=int, default=None, help="fix the stand-in's cost instead of tuning it")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -96,17 +104,19 @@ def main() -> None:
                                                       output_root=work / "probe", file_mode=0o644, group=None), 20)
         target = decode_cost + encode_cost
         print(f"{args.images} images {width}x{height} JPEG, batch {args.batch}, decode workers "
-              f"{args.decode_workers}, write workers {args.write_workers}, cores {os.cpu_count()}")
+              f"{args.decode_workers}, write workers {args.write_workers}, cores {os.cpu_count()}, "
+              f"TF intra/inter op threads {args.intra_op_threads}/{args.inter_op_threads}")
         print(f"decode {decode_cost * 1000:.1f} ms/image, encode+write {encode_cost * 1000:.1f} ms/image "
               f"(target inference cost {target * 1000:.1f} ms/image)")
 
         def engine_with(convs: int) -> tuple[MattingEngine, float]:
             graph = write_standin_graph(work / f"model-{convs}", extra_convs=convs)
-            engine = MattingEngine(graph, intra_op_threads=args.intra_op_threads)
+            engine = MattingEngine(graph, intra_op_threads=args.intra_op_threads,
+                                   inter_op_threads=args.inter_op_threads)
             cost = per_image(lambda: engine.predict([rgb] * args.batch), 5) / args.batch
             return engine, cost
 
-        candidates = [args.extra_convs] if args.extra_convs is not None else [0, 2, 4, 8, 16, 32, 48]
+        candidates = [args.extra_convs] if args.extra_convs is not None else [0, 2, 4, 8, 12, 16, 24, 32, 48, 64]
         best = None
         for convs in candidates:
             engine, cost = engine_with(convs)
