@@ -123,16 +123,20 @@ class Ingestor:
         self._wake.set()
 
     def health(self) -> dict:
-        with self._lock:
-            folders = {
-                str(f.cfg.input): {
-                    "available": bool(f.available),
-                    "mode": f.mode,
-                    "watching": f.observer is not None and f.observer.is_alive(),
-                }
-                for f in self._folders.values()
+        # No lock: the ingest thread holds it for a whole pass, and a pass may wait for room
+        # in the pipeline for as long as a backlog takes to drain. /status, STATUS= and the
+        # main loop (hence the watchdog) must not wait with it. ``_folders`` is only ever
+        # replaced, never changed in place, so one reference is a consistent set.
+        current = list(self._folders.values())
+        folders = {
+            str(f.cfg.input): {
+                "available": bool(f.available),
+                "mode": f.mode,
+                "watching": f.observer is not None and f.observer.is_alive(),
             }
-            pending = sum(len(f.tracker) for f in self._folders.values())
+            for f in current
+        }
+        pending = sum(len(f.tracker) for f in current)
         return {"folders": folders, "pending": pending, "last_rescan": self._last_rescan}
 
     # --- configuration --------------------------------------------------------------------
