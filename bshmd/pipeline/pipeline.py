@@ -519,6 +519,7 @@ class Pipeline:
 
     def _write_results(self, work: _Work) -> None:
         """Runs on a timed worker: gate the matte, write the results, then on_success."""
+        from bshmd.pipeline.atomic import UnsafePathError
         from bshmd.pipeline.gate import check_matte
         from bshmd.pipeline.outputs import output_paths, render_outputs, write_outputs
 
@@ -533,6 +534,10 @@ class Pipeline:
         try:
             write_outputs(paths, blobs, output_root=folder.output, file_mode=outputs_cfg.file_mode,
                           group=outputs_cfg.group, mtime_ns=job.key.mtime_ns)
+        except UnsafePathError as exc:
+            # A symlinked folder in the output tree: nothing is written through it. Not a bug
+            # of ours, so no traceback; the input waits in quarantine until someone looks.
+            raise InputRejected("unsafe_output_path", str(exc), {"output": str(paths[next(iter(paths))])}) from exc
         except OSError as exc:
             if exc.errno in _DISK_FULL or exc.errno in _OUTPUT_UNAVAILABLE:
                 raise _OutputUnwritable(exc) from exc

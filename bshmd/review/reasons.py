@@ -33,6 +33,9 @@ REASONS: dict[str, tuple[str, str]] = {
     "internal_error": ("Unexpected error",
                        "Something went wrong inside bshmd while processing this picture; requeueing may work."),
     "input_missing": ("File missing", "The photo disappeared before it could be kept here."),
+    "unsafe_output_path": ("Output folder is a link", "A folder on the way to the results is a symbolic link; "
+                                                      "bshmd does not write through links. Fix the output "
+                                                      "folder, then requeue."),
 }
 
 
