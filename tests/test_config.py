@@ -136,15 +136,25 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
                           env={**os.environ, **(env or {})}, timeout=60)
 
 
-@pytest.mark.parametrize("case", ["missing_output", "negative_duration", "output_inside_input", "shared_output",
-                                  "unknown_nested_key"])
+@pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_check_config_exits_2_with_one_line(tmp_path: Path, case: str) -> None:
+    from click.testing import CliRunner
+
+    from bshmd.cli import main
+
     text, expected = MALFORMED[case]
-    result = run_cli("check-config", "-c", str(write(tmp_path, text)))
-    assert result.returncode == EXIT_USAGE
+    result = CliRunner().invoke(main, ["check-config", "-c", str(write(tmp_path, text))])
+    assert result.exit_code == EXIT_USAGE
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+def test_check_config_in_a_real_process_exits_2(tmp_path: Path) -> None:
+    text, expected = MALFORMED["output_inside_input"]
+    result = run_cli("check-config", "-c", str(write(tmp_path, text)))
+    assert result.returncode == EXIT_USAGE
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_check_config_prints_effective_configuration(tmp_path: Path) -> None:
