@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from bshmd import __version__
 from bshmd.errors import InputRejected
-from bshmd.pipeline.atomic import atomic_write, ensure_root, free_name, open_parent, safe_move
+from bshmd.pipeline.atomic import atomic_write, ensure_root, free_name, numbered_name, open_parent, safe_move
 from bshmd.records import FileKey
 
 if TYPE_CHECKING:
@@ -149,7 +149,9 @@ def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath,
 
     The sidecars (reason, matte, preview) are written first, under the name the input will
     get, then the input is moved: a crash in between leaves the input where it was (it is
-    retried) plus a stale reason file that the next attempt does not reuse. A vanished input
+    retried) plus a stale reason file, which the next attempt for the same input takes over
+    (so one input never has two entries); a crash after the input was linked into place but
+    before it was removed from the input folder is finished by the next attempt. A vanished input
     is only recorded (``input_missing``). Errors that leave the input in place (disk full,
     permissions) are raised, after removing what was written, so the caller can retry later.
     """
@@ -158,8 +160,17 @@ def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath,
     wanted = root.joinpath(*relpath.parts)
     source = Path(source)
     ensure_root(root)
+    earlier = _interrupted_attempt(folder, wanted, relpath)
+    if earlier is not None and _same_file(earlier, source):
+        # The input was linked into place, then the process died before unlinking it.
+        source.unlink()
+        log.info("quarantined %s → %s (%s; finishing an interrupted move)", source, earlier, rejection.reason_code)
+        return earlier
     with open_parent(wanted, root) as (dir_fd, name):
-        final_name = free_name(dir_fd, name, _sidecar_taken(wanted.parent))
+        if earlier is not None and not os.path.lexists(earlier):
+            final_name = earlier.name  # stale sidecars of an attempt cut short: replace them
+        else:
+            final_name = free_name(dir_fd, name, _sidecar_taken(wanted.parent))
     target = wanted.with_name(final_name)
     keep_matte = matte is not None and _usable_matte(matte)
     record: dict[str, Any] = {
@@ -210,6 +221,38 @@ def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath,
         _rename_sidecars(target, moved, root)
     log.info("quarantined %s → %s (%s)", source, moved, rejection.reason_code)
     return moved
+
+
+def _interrupted_attempt(folder: FolderConfig, wanted: Path, relpath: PurePosixPath) -> Path | None:
+    """Where an earlier attempt to quarantine this same input left its reason file, if one did.
+
+    Attempts take ``wanted`` or its numbered variants, so those are looked at in order until
+    a name that nobody uses.
+    """
+    for number in range(1000):
+        name = wanted.name if number == 0 else numbered_name(wanted.name, number)
+        candidate = wanted.with_name(name)
+        reason_file = candidate.with_name(name + REASON_SUFFIX)
+        if not os.path.lexists(reason_file):
+            if os.path.lexists(candidate):
+                continue
+            return None
+        try:
+            record = json.loads(reason_file.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if (isinstance(record, dict) and record.get("relpath") == str(relpath)
+                and record.get("input_root") == str(folder.input) and record.get("status") == "quarantined"
+                and not record.get("input_missing")):
+            return candidate
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b) and not os.path.islink(a) and not os.path.islink(b)
+    except OSError:
+        return False
 
 
 def _rename_sidecars(old: Path, new: Path, root: Path) -> None:

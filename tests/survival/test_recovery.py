@@ -11,7 +11,7 @@ import io
 import os
 import random
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -115,3 +115,54 @@ def test_fresh_results_carry_the_input_mtime(tmp_path: Path, engine: Any) -> Non
     _run(config, engine, Job(folder=folder, path=source, key=key, claim=claim))
     paths = output_paths(folder.output, key.relpath, config.outputs_for(folder))
     assert os.stat(paths["cutout"]).st_mtime_ns == key.mtime_ns
+
+
+def _quarantined_once(tmp_path: Path) -> tuple[Any, Path, Path]:
+    from bshmd.errors import InputRejected
+    from bshmd.pipeline.quarantine import quarantine_input
+
+    config, folder, source, key = _setup(tmp_path)
+    source.write_bytes(b"not a photograph" * 4)
+    where = quarantine_input(folder, source, PurePosixPath("a.png"), InputRejected("not_an_image", "no"),
+                             instance_id="station-1")
+    return folder, source, where
+
+
+def _entries(folder: Any) -> list[str]:
+    return sorted(p.name for p in folder.quarantine.iterdir())
+
+
+def test_a_crash_before_the_quarantine_move_leaves_one_entry(tmp_path: Path) -> None:
+    from bshmd.errors import InputRejected
+    from bshmd.pipeline.quarantine import quarantine_input
+
+    folder, source, where = _quarantined_once(tmp_path)
+    os.rename(where, source)  # as if killed after the reason file was written, before the move
+    again = quarantine_input(folder, source, PurePosixPath("a.png"), InputRejected("not_an_image", "no"),
+                             instance_id="station-1")
+    assert again == where and not source.exists()
+    assert _entries(folder) == ["a.png", "a.png.reason.json"]
+
+
+def test_a_crash_between_link_and_unlink_is_finished_by_the_next_attempt(tmp_path: Path) -> None:
+    from bshmd.errors import InputRejected
+    from bshmd.pipeline.quarantine import quarantine_input
+
+    folder, source, where = _quarantined_once(tmp_path)
+    os.link(where, source)  # as if killed after linking the input into place, before unlinking it
+    again = quarantine_input(folder, source, PurePosixPath("a.png"), InputRejected("not_an_image", "no"),
+                             instance_id="station-1")
+    assert again == where and not source.exists()
+    assert _entries(folder) == ["a.png", "a.png.reason.json"]
+
+
+def test_a_new_version_of_a_quarantined_name_gets_its_own_entry(tmp_path: Path) -> None:
+    from bshmd.errors import InputRejected
+    from bshmd.pipeline.quarantine import quarantine_input
+
+    folder, source, where = _quarantined_once(tmp_path)
+    source.write_bytes(b"another bad export" * 4)
+    again = quarantine_input(folder, source, PurePosixPath("a.png"), InputRejected("not_an_image", "no"),
+                             instance_id="station-1")
+    assert again != where and where.exists()
+    assert len([n for n in _entries(folder) if n.endswith(".reason.json")]) == 2
