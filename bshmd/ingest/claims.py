@@ -4,31 +4,73 @@ Several bshmd instances (on different hosts) may watch one NAS share. Each input
 represented by one *claim file* in ``<output>/.bshmd/claims/<h[:2]>/<h>.json``, where ``h`` is
 the sha256 of the file's relative path (bytes). Its JSON content::
 
-    {"v": 1, "relpath": ..., "size": ..., "mtime_ns": ..., "state": "claimed" | "done",
-     "instance": ..., "token": ..., "host": ..., "pid": ..., "lease_expires": <unix time>,
-     "claimed_at": ..., "outcome": ..., "completed_at": ...}
+    {"v": 2, "generation": <int>, "relpath": ..., "size": ..., "mtime_ns": ...,
+     "state": "claimed" | "done" | "released", "instance": ..., "token": ..., "write": <int>,
+     "host": ..., "pid": ..., "lease_expires": <unix time>, "outcome": ..., "completed_at": ...}
 
-Protocol (only operations that are atomic on local filesystems, NFSv3/v4 and SMB):
+Only operations that are atomic on local filesystems, NFSv3/v4 and SMB are used: ``link``
+(fails with EEXIST if the name exists, even on old NFS clients where ``O_EXCL`` is not
+atomic) and ``rename`` over an existing name. Every file is written complete to a hidden
+temporary name (``.<token>-<n>.bshmd-tmp``, ignored by the watchers) and fsynced first.
 
-* **claim**: write the record to a unique temporary file, fsync it, then ``os.link`` it to
-  the claim name. ``link`` fails with EEXIST if the name exists, atomically, even on NFS
-  (unlike ``O_EXCL`` on old NFS clients), so exactly one instance wins.
-* **renew**: the holder rewrites its record with a new ``lease_expires`` (temporary file +
-  ``rename`` over the claim), after checking the claim still carries its token.
-* **complete**: same, with ``state: done``. A done record is kept for good: with
-  ``on_success: keep`` it is what stops a restarted daemon from processing the file again.
-* **release**: the holder unlinks its claim (shutdown before processing).
-* **takeover**: a claim may be replaced when its lease expired (holder dead), when it names
-  a different size/mtime (the file was re-exported with new content), or when it was made
-  by an earlier run of this same ``instance_id`` (restart after SIGKILL). The taker renames
-  the claim to a tombstone name unique to itself. Only one rename of a given file can
-  succeed; the winner then checks that the tombstone is byte-for-byte the record it judged
-  (so it did not move away a claim somebody else made in the meantime; if it did, it puts
-  it back) and links its own claim as above. Losers see ENOENT or EEXIST and give up.
+**Creating a claim.** When no claim file exists, an instance links its record (generation 0)
+to the claim name. Exactly one ``link`` succeeds.
 
-Clock assumption: leases compare wall-clock times written by different hosts, so the hosts
-must keep their clocks in step (NTP). Leases are generous (default 60 s, renewed every
-lease/3), so skew of a few seconds cannot make a live holder look dead.
+**Changing a claim: generation locks.** Every later change of a claim file, whoever makes it
+(a taker, or the holder renewing, completing or releasing), replaces a record it has read,
+``R`` with generation ``g``, by a record with generation ``n > g``, in these steps:
+
+1. *Lock*: link a lock file ``<h>.g<n>.lock`` with ``n = g + 1``. Only one instance can
+   create a given lock name. If it exists and has not expired, another writer is at work:
+   back off. If it has expired (its writer died between steps 1 and 4; a lock records its
+   own expiry, ``max(lease, 10 s)`` after it was made), skip it and try ``n + 1``.
+2. *Verify*: re-read the claim file; go on only if it is still byte-for-byte ``R`` (every
+   record carries its writer's token and a per-writer serial, so no two writes are equal).
+3. *Deadline*: give up unless less than half the lock's lifetime has passed since step 1.
+4. *Replace*: ``rename`` the new record (generation ``n``) over the claim name.
+5. Unlink its own lock, and after a successful step 4 the expired locks it skipped.
+
+Invariants and why they hold:
+
+* The claim name, once created, always exists: it is only ever replaced by ``rename``,
+  never unlinked (releasing writes a ``released`` record instead of deleting, see below).
+  A watcher never sees it missing, and nobody can slip a fresh ``link`` into a gap.
+* Generations only grow: each write is ``n > g`` over a verified generation ``g``.
+* **At most one writer passes step 2 for a given record and reaches step 4**, so no write is
+  ever lost or clobbered. Two writers that verified the same ``R`` hold locks ``n1 <= n2``.
+  If ``n1 == n2``, the first one's lock was unlinked before the second created it; that
+  happens only after the first finished (its own step 5; if it replaced ``R``, the second's
+  step 2 fails) or after the claim had moved past generation ``n1 > g`` (the second's step
+  2 fails). If ``n1 < n2``, the second judged lock ``n1`` expired, so a full lock lifetime
+  had passed since the first made it, while the first checked at step 3 that less than
+  half had: the first is either dead or stalled between steps 3 and 4 for more than a
+  quarter of a lock lifetime (allowing for a quarter of clock skew), which the timing
+  assumption below excludes.
+* A lock never blocks a claim for good: a lock left by a writer that died is skipped once
+  it expires and unlinked by the next successful writer. Locks of generations at or below
+  the claim's can never be needed again (writers lock above the generation they read).
+* The holder's own writes go through the same steps, so a renewal can never overwrite a
+  takeover that happened meanwhile; the holder then finds another token in the claim and
+  raises ``ClaimLost``.
+
+**Who may take a claim over** (replace a record that is not its own): when the record is
+``released``; when its lease expired (holder dead or cut off); when it names another
+size/mtime (the file was re-exported with new content); when it was made by an earlier run
+of this same ``instance_id`` (restart after SIGKILL); when it is damaged (not JSON) and
+older than a lease. A ``done`` record for the same key is permanent: with
+``on_success: keep`` it is what stops a restarted daemon from processing the file again.
+
+**Holder operations**: *renew* writes a fresh lease, *complete* a ``done`` record, *release*
+a ``released`` record that anyone may take at once (an unlink would have a check-then-unlink
+race against a takeover; a ``rename`` through the lock steps has none). Each first checks
+that the claim still carries this run's token (else ``ClaimLost``). *verify* only re-reads
+the claim: the pipeline calls it right before writing results, so a holder whose claim was
+taken over while it was stalled does not write them (fencing).
+
+Timing assumptions: leases and lock expiries compare wall-clock times written by different
+hosts, so clocks must agree to well within a lease (NTP); and no process stalls between its
+last check and its ``rename`` for longer than a quarter of a lock lifetime (>= 2.5 s).
+Deleting claim files by hand while instances run is outside the protocol.
 
 A claim is at most one holder's at a time; see ``Ingestor`` and the README for how the
 pipeline turns that into exactly-once results.
@@ -58,7 +100,18 @@ log = logging.getLogger("bshmd.ingest.claims")
 
 CLAIMED = "claimed"
 DONE = "done"
+RELEASED = "released"
 DONE_CACHE_LIMIT = 200_000  # keys remembered as done without touching the share
+LOCK_MIN_SECONDS = 10.0  # a lock outlives a slow NFS round trip even with a short lease
+MAX_SKIPPED_LOCKS = 256  # expired locks skipped in one write before giving up (each is a crash)
+HOLDER_WAIT_SECONDS = 1.0  # how long a holder waits out another writer's lock before retrying later
+
+# Outcomes of one locked write (see the module docstring).
+WRITTEN = "written"  # the new record replaced the one that was read
+CHANGED = "changed"  # the claim is no longer the record that was read
+BUSY = "busy"  # another writer holds a live lock on the next generation
+
+RecordMaker = Callable[[int], bytes]  # generation -> record bytes
 
 
 class ClaimLost(BshmdError):
@@ -73,6 +126,11 @@ def claim_name(relpath: str) -> str:
     return hashlib.sha256(os.fsencode(relpath)).hexdigest()
 
 
+def lock_path(claim_path: Path, generation: int) -> Path:
+    """The lock a writer must hold to write ``generation`` of the claim at ``claim_path``."""
+    return claim_path.with_name(f"{claim_path.stem}.g{generation}.lock")
+
+
 class FileClaim:
     """A lease on one input file held by this instance (the ``Claim`` protocol of records.py)."""
 
@@ -80,15 +138,22 @@ class FileClaim:
         self.store = store
         self.key = key
         self.path = path
-        self.taken_from = taken_from  # instance whose expired claim this replaced, if any
+        self.taken_from = taken_from  # instance whose claim this replaced, if any
         self.finished = False
         self.outcome: str | None = None
+        # Serialises this claim's own writes (renewer thread vs. the pipeline's complete) so
+        # they never contend for the same generation lock within one process.
+        self.mutex = threading.Lock()
 
     def complete(self, outcome: str) -> None:
         self.store._complete(self, outcome)
 
     def release(self) -> None:
         self.store._release(self)
+
+    def verify(self) -> None:
+        """Raise ClaimLost unless the claim file still carries this holder's live claim (one read)."""
+        self.store._check_mine(self, self.store._read(self.path)[0])
 
     def __repr__(self) -> str:
         return f"FileClaim({self.key!r}, finished={self.finished})"
@@ -110,6 +175,11 @@ class ClaimStore:
         self._done: dict[FileKey, None] = {}  # insertion-ordered set, trimmed from the oldest
         self._counter = itertools.count()
         self._host = socket.gethostname()
+
+    @property
+    def lock_seconds(self) -> float:
+        """How long a generation lock made by this instance stays valid."""
+        return max(self.lease_seconds, LOCK_MIN_SECONDS)
 
     # --- queries --------------------------------------------------------------------------
 
@@ -146,34 +216,40 @@ class ClaimStore:
                 return None
         try:
             self._ensure_dir(path.parent)
-            taken_from: str | None = None
             for _attempt in range(4):
-                if self._link_new(path, key):
-                    claim = FileClaim(self, key, path, taken_from)
-                    with self._lock:
-                        self._held[key] = claim
-                    return claim
-                record, raw, ino = self._read(path)
+                if self._link_data(path, self._record(key, CLAIMED, generation=0)):
+                    return self._hold(key, path, None)
+                record, raw = self._read(path)
                 if raw is None:
-                    continue  # vanished between link and read: try again
+                    continue  # removed from outside between link and read: try again
                 verdict = self._judge(record, key, path)
                 if verdict == "done":
                     self._remember_done(key)
                     return None
                 if verdict == "live":
                     return None
-                if not self._take_over(path, raw, ino):
-                    return None
-                taken_from = (record or {}).get("instance", "?")
-                log.info("took over claim of %r from %s (%s)", key.relpath, taken_from, verdict)
+                outcome = self._write_locked(path, raw, _generation_of(record),
+                                             lambda gen: self._record(key, CLAIMED, generation=gen))
+                if outcome != WRITTEN:
+                    return None  # another instance got there first, or is at work on it
+                taken_from = None if verdict == "released" else str((record or {}).get("instance", "?"))
+                if taken_from is not None:
+                    log.info("took over claim of %r from %s (%s)", key.relpath, taken_from, verdict)
+                return self._hold(key, path, taken_from)
             return None
         except OSError as exc:
             raise StateUnavailable(f"{self.claims_dir}: {exc.strerror or exc}") from exc
 
+    def _hold(self, key: FileKey, path: Path, taken_from: str | None) -> FileClaim:
+        claim = FileClaim(self, key, path, taken_from)
+        with self._lock:
+            self._held[key] = claim
+        return claim
+
     def _judge(self, record: dict[str, Any] | None, key: FileKey, path: Path) -> str:
         """'done', 'live' (leave it alone) or the reason it may be taken over."""
         if record is None:
-            # Claims are linked complete, so a damaged one was damaged from outside.
+            # Claims are written complete, so a damaged one was damaged from outside.
             # Leave it a lease's time in case it is a partial copy being restored.
             try:
                 age = time.time() - path.stat().st_mtime
@@ -182,92 +258,174 @@ class ClaimStore:
             return "damaged" if age > self.lease_seconds else "live"
         if _key_of(record) != key:
             return "stale key"
-        if record.get("state") == DONE:
+        state = record.get("state")
+        if state == DONE:
             return "done"
+        if state == RELEASED:
+            return "released"
         if record.get("instance") == self.instance_id and record.get("token") != self.token:
             return "earlier run of this instance"
-        if float(record.get("lease_expires", 0)) < time.time():
+        if _float(record.get("lease_expires")) < time.time():
             return "lease expired"
         return "live"
 
-    def _take_over(self, path: Path, raw: bytes, ino: int) -> bool:
-        tomb = path.with_name(f"{path.stem}.tomb-{self.token}-{next(self._counter)}")
+    # --- the locked write -----------------------------------------------------------------
+
+    def _write_locked(self, path: Path, judged: bytes, generation: int, make: RecordMaker) -> str:
+        """Replace the claim ``judged`` (of ``generation``) by ``make(n)``; steps 1-5 of the docstring.
+
+        Returns WRITTEN, CHANGED or BUSY. OSError propagates (the share is away).
+        """
+        taken = self._take_lock(path, generation)
+        if taken is None:
+            return BUSY
+        number, lock, deadline, skipped = taken
+        written = False
         try:
-            os.rename(path, tomb)
-        except FileNotFoundError:
-            return True  # someone else moved it; the next link attempt decides
-        try:
-            with open(tomb, "rb") as handle:
-                same = handle.read() == raw and os.fstat(handle.fileno()).st_ino == ino
-            if not same:
-                # We moved away a claim made after we judged the old one: put it back.
-                try:
-                    os.link(tomb, path)
-                except FileExistsError:
-                    log.warning("claim %s changed hands twice during a takeover", path.name)
-                return False
-            return True
+            if self._read(path)[1] != judged:
+                return CHANGED
+            tmp = self._write_tmp(path.parent, make(number))
+            try:
+                if time.monotonic() >= deadline:
+                    # So slow that others may soon judge our lock abandoned: write nothing.
+                    log.warning("gave up writing claim %s: the share is too slow", path.name)
+                    return BUSY
+                os.replace(tmp, path)
+                written = True
+            finally:
+                _unlink_quietly(tmp)
+            return WRITTEN
         finally:
-            _unlink_quietly(tomb)
+            _unlink_quietly(lock)
+            if written:
+                for old in skipped:
+                    _unlink_quietly(old)
+
+    def _take_lock(self, path: Path, generation: int) -> tuple[int, Path, float, list[Path]] | None:
+        """Link the lock of the next free generation: (number, lock, monotonic deadline, skipped)."""
+        skipped: list[Path] = []
+        for number in range(generation + 1, generation + 1 + MAX_SKIPPED_LOCKS):
+            lock = lock_path(path, number)
+            lifetime = self.lock_seconds
+            made = time.monotonic()
+            content = {"instance": self.instance_id, "token": self.token, "host": self._host,
+                       "pid": os.getpid(), "expires": time.time() + lifetime}
+            if self._link_data(lock, json.dumps(content).encode("ascii")):
+                return number, lock, made + lifetime / 2, skipped
+            if not self._lock_expired(lock):
+                return None
+            skipped.append(lock)
+        log.error("claim %s has %d abandoned locks in a row; leaving it", path.name, MAX_SKIPPED_LOCKS)
+        return None
+
+    def _lock_expired(self, lock: Path) -> bool:
+        try:
+            with open(lock, "rb") as handle:
+                raw = handle.read()
+                mtime = os.fstat(handle.fileno()).st_mtime
+        except FileNotFoundError:
+            return False  # its writer just finished: the claim has moved on, back off
+        try:
+            expires = float(json.loads(raw)["expires"])
+        except (ValueError, KeyError, TypeError):
+            expires = mtime + self.lock_seconds  # damaged from outside: judge by its age
+        return expires < time.time()
 
     # --- holder operations ----------------------------------------------------------------
+
+    def _holder_write(self, claim: FileClaim, make: RecordMaker, wait: float) -> str:
+        """Replace this holder's record by ``make(n)``: WRITTEN, or BUSY after ``wait`` seconds.
+
+        Raises ClaimLost when the claim is not ours any more. Call with ``claim.mutex`` held.
+        """
+        deadline = time.monotonic() + wait
+        while True:
+            record, raw = self._read(claim.path)
+            self._check_mine(claim, record)
+            assert raw is not None  # _check_mine accepted it
+            outcome = self._write_locked(claim.path, raw, _generation_of(record), make)
+            if outcome == WRITTEN:
+                return WRITTEN
+            # CHANGED: somebody wrote in between; the next read tells whether it is still ours.
+            if outcome == BUSY and time.monotonic() >= deadline:
+                return BUSY
+            time.sleep(0.01)
 
     def renew(self) -> None:
         """Extend every lease this instance holds; retry done records that could not be written."""
         for claim in list(self._unwritten_done.values()):
-            self._write_done(claim, claim.outcome or "processed", retrying=True)
+            with claim.mutex:
+                self._write_done(claim, claim.outcome or "processed", retrying=True)
         for claim in self.held():
-            if claim.finished:
-                continue
-            try:
-                with self._lock:
-                    if claim.finished:
-                        continue
-                    self._verify_mine(claim)
-                    self._replace(claim.path, self._record(claim.key, CLAIMED))
-            except ClaimLost:
-                log.error("lost the claim of %r: another instance took it over", claim.key.relpath)
-                with self._lock:
+            with claim.mutex:
+                if claim.finished:
+                    continue
+                try:
+                    outcome = self._holder_write(
+                        claim, lambda gen, key=claim.key: self._record(key, CLAIMED, generation=gen), wait=0.2)
+                    if outcome == BUSY:
+                        log.warning("cannot renew the claim of %r now: its lock is taken", claim.key.relpath)
+                except ClaimLost:
+                    log.error("lost the claim of %r: another instance took it over", claim.key.relpath)
                     claim.finished = True
-                    self._held.pop(claim.key, None)
-            except OSError as exc:
-                log.warning("cannot renew the claim of %r: %s", claim.key.relpath, exc)
+                    with self._lock:
+                        self._held.pop(claim.key, None)
+                except OSError as exc:
+                    log.warning("cannot renew the claim of %r: %s", claim.key.relpath, exc)
 
     def _complete(self, claim: FileClaim, outcome: str) -> None:
-        with self._lock:
+        with claim.mutex:
             if claim.finished:
                 return
-            self._verify_mine(claim)  # raises ClaimLost
+            self._check_mine(claim, self._read(claim.path)[0])  # raises ClaimLost
             claim.outcome = outcome
             claim.finished = True
-            self._held.pop(claim.key, None)
-        self._write_done(claim, outcome, retrying=False)
+            with self._lock:
+                self._held.pop(claim.key, None)
+            self._write_done(claim, outcome, retrying=False)
 
     def _write_done(self, claim: FileClaim, outcome: str, *, retrying: bool) -> None:
+        """Record ``claim`` as done; on failure keep it ours (renewed) and retry from renew()."""
+        key = claim.key
         try:
-            self._replace(claim.path, self._record(claim.key, DONE, outcome=outcome))
-        except OSError as exc:
-            # The share is away: keep the claim ours (renewed) and write the record later.
-            if not retrying:
-                log.warning("cannot record %r as %s yet (%s); will retry", claim.key.relpath, outcome, exc)
+            result: str | OSError = self._holder_write(
+                claim, lambda gen: self._record(key, DONE, outcome=outcome, generation=gen),
+                wait=HOLDER_WAIT_SECONDS)
+        except ClaimLost:
+            # Our lease ran out while the share was away and another instance took the file
+            # over; it finds the results and completes the claim itself.
+            log.error("lost the claim of %r before recording it as %s", key.relpath, outcome)
             with self._lock:
-                self._unwritten_done[claim.key] = claim
-            with contextlib.suppress(OSError):
-                self._replace(claim.path, self._record(claim.key, CLAIMED))
+                self._unwritten_done.pop(key, None)
             return
+        except OSError as exc:
+            result = exc
+        if result == WRITTEN:
+            with self._lock:
+                self._unwritten_done.pop(key, None)
+            self._remember_done(key)
+            return
+        if not retrying:
+            log.warning("cannot record %r as %s yet (%s); will retry", key.relpath, outcome, result)
         with self._lock:
-            self._unwritten_done.pop(claim.key, None)
-        self._remember_done(claim.key)
+            self._unwritten_done[key] = claim
+        with contextlib.suppress(OSError, ClaimLost):
+            self._holder_write(claim, lambda gen: self._record(key, CLAIMED, generation=gen), wait=0.0)
 
     def _release(self, claim: FileClaim) -> None:
-        with self._lock:
+        with claim.mutex:
             if claim.finished:
                 return
             claim.finished = True
-            self._held.pop(claim.key, None)
+            with self._lock:
+                self._held.pop(claim.key, None)
             try:
-                self._verify_mine(claim)
-                os.unlink(claim.path)
+                outcome = self._holder_write(
+                    claim, lambda gen: self._record(claim.key, RELEASED, generation=gen),
+                    wait=HOLDER_WAIT_SECONDS)
+                if outcome == BUSY:
+                    log.warning("cannot release the claim of %r now; it expires with its lease",
+                                claim.key.relpath)
             except (ClaimLost, OSError) as exc:
                 log.debug("release of %r: %s", claim.key.relpath, exc)
         if self.on_released is not None:
@@ -277,8 +435,7 @@ class ClaimStore:
         for claim in self.held():
             claim.release()
 
-    def _verify_mine(self, claim: FileClaim) -> None:
-        record = self._read(claim.path)[0]
+    def _check_mine(self, claim: FileClaim, record: dict[str, Any] | None) -> None:
         if (
             record is None
             or record.get("token") != self.token
@@ -304,18 +461,22 @@ class ClaimStore:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(folder)
 
-    def _record(self, key: FileKey, state: str, outcome: str | None = None) -> bytes:
+    def _record(self, key: FileKey, state: str, *, generation: int, outcome: str | None = None) -> bytes:
         now = time.time()
         record: dict[str, Any] = {
-            "v": 1, "relpath": key.relpath, "size": key.size, "mtime_ns": key.mtime_ns,
+            "v": 2, "generation": generation,
+            "relpath": key.relpath, "size": key.size, "mtime_ns": key.mtime_ns,
             "state": state, "instance": self.instance_id, "token": self.token,
+            "write": next(self._counter),  # with the token: no two records are byte-equal
             "host": self._host, "pid": os.getpid(),
         }
         if state == CLAIMED:
             record["lease_expires"] = now + self.lease_seconds
-        else:
+        elif state == DONE:
             record["outcome"] = outcome
             record["completed_at"] = now
+        else:
+            record["released_at"] = now
         # ensure_ascii keeps undecodable names (lone surrogates) representable.
         return json.dumps(record, ensure_ascii=True).encode("ascii")
 
@@ -325,41 +486,41 @@ class ClaimStore:
         try:
             os.write(fd, data)
             os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+        os.close(fd)
         return tmp
 
-    def _link_new(self, path: Path, key: FileKey) -> bool:
-        tmp = self._write_tmp(path.parent, self._record(key, CLAIMED))
+    def _link_data(self, path: Path, data: bytes) -> bool:
+        """Create ``path`` holding ``data`` unless it exists: True if this call created it."""
+        tmp = self._write_tmp(path.parent, data)
         try:
             os.link(tmp, path)
             return True
         except FileExistsError:
+            # Over NFS a retransmitted LINK whose first reply was lost answers EEXIST although
+            # it succeeded: then the temporary file has a second name.
+            with contextlib.suppress(OSError):
+                if os.stat(tmp).st_nlink == 2:
+                    return True
             return False
         finally:
             _unlink_quietly(tmp)
 
-    def _replace(self, path: Path, data: bytes) -> None:
-        tmp = self._write_tmp(path.parent, data)
-        try:
-            os.replace(tmp, path)
-        except OSError:
-            _unlink_quietly(tmp)
-            raise
-
-    def _read(self, path: Path) -> tuple[dict[str, Any] | None, bytes | None, int]:
-        """(parsed record or None if damaged, raw bytes or None if absent, inode)."""
+    def _read(self, path: Path) -> tuple[dict[str, Any] | None, bytes | None]:
+        """(parsed record or None if damaged or absent, raw bytes or None if absent)."""
         try:
             with open(path, "rb") as handle:
                 raw = handle.read()
-                ino = os.fstat(handle.fileno()).st_ino
         except FileNotFoundError:
-            return None, None, 0
+            return None, None
         try:
             record = json.loads(raw)
         except ValueError:
-            return None, raw, ino
-        return (record if isinstance(record, dict) else None), raw, ino
+            return None, raw
+        return (record if isinstance(record, dict) else None), raw
 
     def _remember_done(self, key: FileKey) -> None:
         with self._lock:
@@ -374,6 +535,23 @@ def _key_of(record: dict[str, Any]) -> FileKey | None:
         return FileKey(str(record["relpath"]), int(record["size"]), int(record["mtime_ns"]))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _generation_of(record: dict[str, Any] | None) -> int:
+    """The record's generation; 0 for records from before generations, -1 for damaged ones."""
+    if record is None:
+        return -1
+    try:
+        return int(record.get("generation", 0))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from bshmd.ingest.claims import ClaimLost, ClaimStore, StateUnavailable, claim_name
+from bshmd.ingest.claims import ClaimLost, ClaimStore, StateUnavailable, claim_name, lock_path
 from bshmd.records import FileKey
+from tests.ingest.helpers import wait_until
 
 KEY = FileKey("shoot/a.jpg", 1234, 1_700_000_000_000_000_000)
 
@@ -159,3 +161,106 @@ def test_undecodable_and_unicode_relpaths_round_trip(state):
     fresh = ClaimStore(state, "b", 60)
     assert all(fresh.is_done(key) for key in keys)
     assert len({claim_file(state, key.relpath) for key in keys}) == 3  # NFC and NFD are different files
+
+
+def write_lock(claim: Path, generation: int, expires: float) -> Path:
+    """The lock a writer that died between locking and writing leaves behind."""
+    lock = lock_path(claim, generation)
+    lock.write_text(json.dumps({"instance": "crashed", "token": "gone", "host": "h", "pid": 1, "expires": expires}))
+    return lock
+
+
+def test_a_lock_left_by_a_writer_that_died_blocks_the_claim_only_until_it_expires(state):
+    ClaimStore(state, "dead", 0.0).try_claim(KEY)  # expired at once
+    path = claim_file(state, KEY.relpath)
+    before = path.read_bytes()
+    generation = json.loads(before)["generation"]
+    lock = write_lock(path, generation + 1, expires=time.time() + 0.5)
+    taker = ClaimStore(state, "taker", 60)
+    assert taker.try_claim(KEY) is None  # a writer seems to be at work: back off
+    assert path.read_bytes() == before
+    claims: list = []
+    assert wait_until(lambda: claims.append(taker.try_claim(KEY)) or claims[-1] is not None, timeout=10)
+    record = json.loads(path.read_text())
+    assert record["instance"] == "taker" and record["generation"] == generation + 2  # skipped the dead lock
+    assert claims[-1].taken_from == "dead"
+    assert not lock.exists()  # cleaned up by the writer that skipped it
+    claims[-1].complete("processed")
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_damaged_or_old_locks_are_skipped_by_their_age(state):
+    ClaimStore(state, "dead", 0.0).try_claim(KEY)
+    path = claim_file(state, KEY.relpath)
+    generation = json.loads(path.read_text())["generation"]
+    write_lock(path, generation + 1, expires=time.time() - 1)  # long dead
+    damaged = lock_path(path, generation + 2)
+    damaged.write_bytes(b"\x00garbage")
+    os.utime(damaged, (time.time() - 3600, time.time() - 3600))
+    claim = ClaimStore(state, "taker", 60).try_claim(KEY)
+    assert claim is not None
+    assert json.loads(path.read_text())["generation"] == generation + 3
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_taken_over_holder_gets_claim_lost_and_cannot_touch_the_new_claim(state):
+    slow = ClaimStore(state, "slow", 0.2)
+    old_claim = slow.try_claim(KEY)
+    old_claim.verify()  # still ours
+    other = ClaimStore(state, "other", 60)
+    taken: list = []
+    assert wait_until(lambda: taken.append(other.try_claim(KEY)) or taken[-1] is not None, timeout=10)
+    path = claim_file(state, KEY.relpath)
+    theirs = path.read_bytes()
+    with pytest.raises(ClaimLost):
+        old_claim.verify()
+    with pytest.raises(ClaimLost):
+        old_claim.complete("processed")
+    assert path.read_bytes() == theirs
+    slow.renew()  # finds another token: forgets the claim, writes nothing
+    assert slow.held() == [] and path.read_bytes() == theirs
+    old_claim.release()  # already lost: nothing to give back
+    assert path.read_bytes() == theirs
+    taken[-1].verify()
+    taken[-1].complete("processed")
+    assert ClaimStore(state, "x", 60).is_done(KEY)
+
+
+def test_release_leaves_a_released_record_anyone_may_take_at_once(state):
+    a, b = ClaimStore(state, "a", 60), ClaimStore(state, "b", 60)
+    claim = a.try_claim(KEY)
+    claim.release()
+    path = claim_file(state, KEY.relpath)
+    record = json.loads(path.read_text())
+    assert record["state"] == "released" and record["instance"] == "a"
+    with pytest.raises(ClaimLost):
+        claim.verify()
+    assert not b.is_done(KEY)
+    again = b.try_claim(KEY)
+    assert again is not None and again.taken_from is None  # nothing to recover from a release
+    assert json.loads(path.read_text())["generation"] == record["generation"] + 1
+
+
+def test_renewing_never_overwrites_a_claim_taken_over_meanwhile(state):
+    holder = ClaimStore(state, "holder", 60)
+    claim = holder.try_claim(KEY)
+    path = claim_file(state, KEY.relpath)
+    generation = json.loads(path.read_text())["generation"]
+    lock = write_lock(path, generation + 1, expires=time.time() + 60)  # a taker at work
+    holder.renew()  # cannot get the lock: leaves the record alone, keeps the claim
+    assert json.loads(path.read_text())["generation"] == generation
+    assert holder.held() == [claim]
+    lock.unlink()  # the taker backed off
+    holder.renew()
+    assert json.loads(path.read_text())["generation"] == generation + 1
+    claim.verify()
+
+
+def test_a_claim_from_before_generations_is_taken_over(state):
+    path = claim_file(state, KEY.relpath)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"v": 1, "relpath": KEY.relpath, "size": KEY.size, "mtime_ns": KEY.mtime_ns,
+                                "state": "claimed", "instance": "old", "token": "t", "lease_expires": 1.0}))
+    claim = ClaimStore(state, "new", 60).try_claim(KEY)
+    assert claim is not None and claim.taken_from == "old"
+    assert json.loads(path.read_text())["generation"] == 1
