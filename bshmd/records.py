@@ -40,6 +40,9 @@ class Claim(Protocol):
     def release(self) -> None:
         """Give the input back unprocessed (shutdown); another instance or a restart takes it."""
 
+    def verify(self) -> None:
+        """Raise ClaimLost unless the claim is still this holder's (checked right before writing results)."""
+
 
 @dataclass
 class Job:

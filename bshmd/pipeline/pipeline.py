@@ -478,6 +478,8 @@ class Pipeline:
     # --- finishing one job -------------------------------------------------------------------
 
     def _finish(self, work: _Work, runner: TimedRunner) -> None:
+        from bshmd.ingest.claims import ClaimLost
+
         config = work.config
         timeout = config.pipeline.write_timeout_seconds
         started = time.monotonic()
@@ -500,6 +502,11 @@ class Pipeline:
                 work.rejection = exc
             except _OutputUnwritable as exc:
                 self._output_unwritable(work, exc.cause)
+                return
+            except ClaimLost:
+                # Another instance took the input over while we worked on it: it writes the
+                # results, so we write nothing and quarantine nothing.
+                self._release(work.job, "claim_lost")
                 return
             except Exception as exc:
                 log.exception("unexpected error while writing results of %s", work.job.path)
@@ -532,6 +539,11 @@ class Pipeline:
         if work.cancelled:
             return
         try:
+            # Fencing: write only while the claim is still ours (raises ClaimLost). Claims made
+            # outside the claim store may have nothing to check.
+            verify = getattr(job.claim, "verify", None)
+            if verify is not None:
+                verify()
             write_outputs(paths, blobs, output_root=folder.output, file_mode=outputs_cfg.file_mode,
                           group=outputs_cfg.group, mtime_ns=job.key.mtime_ns)
         except UnsafePathError as exc:
