@@ -539,11 +539,9 @@ class Pipeline:
         if work.cancelled:
             return
         try:
-            # Fencing: write only while the claim is still ours (raises ClaimLost). Claims made
-            # outside the claim store may have nothing to check.
-            verify = getattr(job.claim, "verify", None)
-            if verify is not None:
-                verify()
+            # Fencing: write only while the claim is still ours (raises ClaimLost).
+            if job.claim is not None:
+                job.claim.verify()
             write_outputs(paths, blobs, output_root=folder.output, file_mode=outputs_cfg.file_mode,
                           group=outputs_cfg.group, mtime_ns=job.key.mtime_ns)
         except UnsafePathError as exc:

@@ -47,6 +47,10 @@ class RecordingClaim:
         with self.lock:
             self.calls.append("release")
 
+    def verify(self) -> None:
+        with self.lock:
+            self.calls.append("verify")
+
 
 def portrait(width: int, height: int, seed: int = 0) -> np.ndarray:
     """A light backdrop with a darker 'person' (an ellipse) in the middle, with a little noise."""
@@ -148,7 +152,7 @@ def test_results_match_the_engine_exactly_in_every_format(tmp_path: Path, run_pi
     assert pipeline.wait_idle(60)
 
     assert results.outcomes == {path: "processed" for path in sources}
-    assert [claim.calls for claim in claims] == [["complete:processed"]] * 2
+    assert [claim.calls for claim in claims] == [["verify", "complete:processed"]] * 2  # checked, then written, then done
     for source, job in zip(sources, jobs, strict=True):
         rgb = decode_image(source, max_pixels=10**8, max_file_bytes=10**9)
         matte = engine.predict([rgb])[0]
@@ -265,7 +269,7 @@ def test_a_missing_output_folder_releases_the_input_instead_of_quarantining_it(t
     pipeline = run_pipeline(config)
     assert pipeline.submit(job_for(config, source, claim=claim))
     assert pipeline.wait_idle(60)
-    assert claim.calls == ["release"]
+    assert claim.calls == ["verify", "release"]  # still ours, but the write failed
     assert source.exists()
     assert not (tmp_path / "unmounted-share").exists()
     health = pipeline.health()
@@ -319,7 +323,7 @@ def test_writes_failing_with_disk_full_keep_the_input_and_release_the_claim(tmp_
         pipeline = run_pipeline(config, on_done=results)
         assert pipeline.submit(job_for(config, source, claim=claim))
         assert pipeline.wait_idle(60)
-        assert claim.calls == ["release"]
+        assert claim.calls == ["verify", "release"]
         assert results.outcomes == {source: "released:disk_full"}
         assert source.exists()
         assert not any(folder.quarantine.rglob("*"))
@@ -400,7 +404,7 @@ def test_stop_finishes_work_in_flight_and_releases_unstarted_claims(tmp_path: Pa
     let_go.set()
     stopper.join(60)
     assert outcome == [True]
-    assert claims[0].calls == ["complete:processed"]
+    assert claims[0].calls == ["verify", "complete:processed"]
     assert [claim.calls for claim in claims[1:]] == [["release"]] * 4
     assert (folder.output / "00.jpg.cutout.png").is_file()
     assert all(path.exists() for path in paths)
