@@ -349,11 +349,13 @@ class CommitCounter:
 
     Each time bshmd commits a result it renames a temporary file onto the final name: one
     IN_MOVED_TO event. Two for one input means its results were produced twice. The folders
-    must exist before ``start`` (see prepare_output_tree) so no event is missed.
+    must exist before ``start`` (see prepare_output_tree); each gets its own non-recursive
+    watch, so the daemon's busy state folder (.bshmd) is not watched at all.
     """
 
-    def __init__(self, output: Path, suffix: str = CUTOUT) -> None:
+    def __init__(self, output: Path, subfolders: Iterable[str], suffix: str = CUTOUT) -> None:
         self.output = output
+        self.subfolders = tuple(subfolders)
         self.suffix = suffix
         self.commits: Counter[str] = Counter()
         self._observer: Any = None
@@ -370,7 +372,9 @@ class CommitCounter:
                     counter._note(os.fsdecode(event.dest_path))
 
         self._observer = InotifyObserver()
-        self._observer.schedule(Handler(), str(self.output), recursive=True)
+        handler = Handler()
+        for sub in self.subfolders:
+            self._observer.schedule(handler, str(self.output / sub), recursive=False)
         self._observer.start()
 
     def _note(self, dest: str) -> None:
@@ -516,7 +520,7 @@ def kill_loop(workdir: Path, model_dir: Path, *, files: int, kills: int, seed: i
     config = write_config(workdir / "bshmd.yaml", model_dir=model_dir, input=input, output=output,
                           quarantine=quarantine, batch={"max_size": 4, "max_wait_ms": 100})
     portions = [items[i::kills + 1] for i in range(kills + 1)]
-    counter = CommitCounter(output)
+    counter = CommitCounter(output, inputs.subfolders)
     counter.start()
     daemon = Daemon(config, workdir / "daemon.log")
     exit_status = -1
