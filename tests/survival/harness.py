@@ -469,6 +469,18 @@ def settled(output: Path, quarantine: Path, expected: dict[str, str]) -> bool:
                for relpath in expected)
 
 
+def finished(output: Path, quarantine: Path, expected: dict[str, str]) -> bool:
+    """Every input is finished for good: a done record for results (a result alone may be
+    one a killed run wrote, still to be recovered), a quarantine entry for broken ones."""
+    for relpath, kind in expected.items():
+        if kind == "ok":
+            if (claim_record(output, relpath) or {}).get("state") != "done":
+                return False
+        elif not (quarantine / (relpath + REASON)).exists():
+            return False
+    return True
+
+
 @contextlib.contextmanager
 def running(daemon: Daemon):  # noqa: ANN201 - a context manager
     """Start ``daemon`` and make sure it is gone afterwards, whatever happens."""
@@ -546,7 +558,7 @@ def kill_loop(workdir: Path, model_dir: Path, *, files: int, kills: int, seed: i
             daemon.start()
         inputs.drop(portions[kills])
         daemon.wait_ready()
-        wait_until(lambda: settled(output, quarantine, inputs.expected) or not daemon.alive(), finish_timeout,
+        wait_until(lambda: finished(output, quarantine, inputs.expected) or not daemon.alive(), finish_timeout,
                    interval=0.5, what="every input to be finished")
         wait_until(lambda: not daemon.alive() or daemon.status()["counts"]["queued"] == 0, 60,
                    what="the daemon to become idle")
@@ -581,7 +593,7 @@ def _judge_kill_loop(inputs: Inputs, output: Path, quarantine: Path, daemon: Dae
         if seen["processed"] + seen["recovered"] == 0:
             # SIGKILL between completing the claim and writing the log line: the done record
             # must then come from a run that was killed.
-            if record.get("pid") in daemon.killed_pids:
+            if record.get("state") == "done" and record.get("pid") in daemon.killed_pids:
                 lost_lines += 1
             else:
                 problems.append(f"{relpath}: has a result but no log line, and its done record is not "
