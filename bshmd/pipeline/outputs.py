@@ -138,6 +138,10 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -
     rgba = None
     if {"cutout", "webp"} & set(outputs.formats):
         rgba = np.dstack([rgb, alpha])
+        if outputs.clear_transparent:
+            # Colour under alpha 0 is invisible; black there makes a typical cut-out PNG about
+            # 5× smaller and 4-10× faster to encode, so writers keep up with the GPU.
+            rgba[alpha == 0, :3] = 0
     for fmt in outputs.formats:
         buffer = io.BytesIO()
         if fmt == "cutout":
@@ -153,7 +157,7 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -
         elif fmt == "webp":
             lossless = outputs.webp_quality == 100
             # Lossless: "quality" is encoder effort; 100 is several times slower for ~2 % smaller.
-            # exact=True keeps the colour under fully transparent pixels, as the PNG cut-out does.
+            # exact=True keeps the colour under fully transparent pixels as the PNG cut-out has it.
             Image.fromarray(rgba, "RGBA").save(buffer, "WEBP", quality=50 if lossless else outputs.webp_quality,
                                                lossless=lossless, exact=True)
         else:  # the config model allows no other value

@@ -43,13 +43,31 @@ def test_relpaths_outside_the_tree_are_refused(tmp_path: Path, bad: str) -> None
         output_paths(tmp_path, PurePosixPath(bad), OutputsConfig())
 
 
+def photo_under(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The colour a cut-out carries by default: the photo, black where fully transparent."""
+    expected = rgb.copy()
+    expected[alpha == 0] = 0
+    return expected
+
+
+def test_cleared_transparent_colour_makes_smaller_cutouts(studio_rgb: np.ndarray, studio_matte: np.ndarray) -> None:
+    kept = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("cutout", "webp"), webp_quality=100,
+                                                                  clear_transparent=False))
+    cleared = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("cutout", "webp"), webp_quality=100))
+    for fmt in ("cutout", "webp"):
+        pixels = np.asarray(decode(kept[fmt]).convert("RGBA"))
+        np.testing.assert_array_equal(pixels[:, :, :3], studio_rgb)  # every colour kept
+        np.testing.assert_array_equal(pixels[:, :, 3], studio_matte)
+        assert len(cleared[fmt]) < len(kept[fmt]) / 2, (fmt, len(cleared[fmt]), len(kept[fmt]))
+
+
 def test_cutout_carries_the_photo_and_exactly_the_matte(studio_rgb: np.ndarray, studio_matte: np.ndarray) -> None:
     blobs = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("cutout", "alpha")))
     cutout = decode(blobs["cutout"])
     assert cutout.mode == "RGBA" and cutout.size == (948, 533)
     pixels = np.asarray(cutout)
     np.testing.assert_array_equal(pixels[:, :, 3], studio_matte)
-    np.testing.assert_array_equal(pixels[:, :, :3], studio_rgb)
+    np.testing.assert_array_equal(pixels[:, :, :3], photo_under(studio_rgb, studio_matte))
     alpha = decode(blobs["alpha"])
     assert alpha.mode == "L"
     np.testing.assert_array_equal(np.asarray(alpha), studio_matte)
@@ -100,7 +118,7 @@ def test_webp_is_lossless_at_quality_100_and_smaller_below(studio_rgb: np.ndarra
     lossless = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("webp",), webp_quality=100))["webp"]
     pixels = np.asarray(decode(lossless))
     np.testing.assert_array_equal(pixels[:, :, 3], studio_matte)
-    np.testing.assert_array_equal(pixels[:, :, :3], studio_rgb)
+    np.testing.assert_array_equal(pixels[:, :, :3], photo_under(studio_rgb, studio_matte))
     lossy = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("webp",), webp_quality=60))["webp"]
     assert decode(lossy).mode == "RGBA" and len(lossy) < len(lossless)
 
