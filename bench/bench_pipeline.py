@@ -97,7 +97,19 @@ def main() -> None:
         outputs_cfg = probe_cfg.outputs_for(probe_cfg.folders[0])
         limits = {"max_pixels": 10**9, "max_file_bytes": 10**10}
         rgb = decode_image(paths[0], **limits)
-        alpha = rgb[:, :, 0].copy()
+
+        def engine_with(convs: int) -> tuple[MattingEngine, float]:
+            graph = write_standin_graph(work / f"model-{convs}", extra_convs=convs)
+            engine = MattingEngine(graph, intra_op_threads=args.intra_op_threads,
+                                   inter_op_threads=args.inter_op_threads)
+            cost = per_image(lambda: engine.predict([rgb] * args.batch), 5) / args.batch
+            return engine, cost
+
+        # Extra convolutions add cost without changing the matte, so the cheapest stand-in
+        # gives the matte whose encoding is measured.
+        base_engine, base = engine_with(0)
+        alpha = base_engine.predict([rgb])[0]
+        base_engine.close()
         decode_cost = per_image(lambda: decode_image(paths[0], **limits), 20)
         probe_paths = output_paths(work / "probe", Path("x.jpg"), outputs_cfg)
         encode_cost = per_image(lambda: write_outputs(probe_paths, render_outputs(rgb, alpha, outputs_cfg),
@@ -109,28 +121,18 @@ def main() -> None:
         print(f"decode {decode_cost * 1000:.1f} ms/image, encode+write {encode_cost * 1000:.1f} ms/image "
               f"(target inference cost {target * 1000:.1f} ms/image)")
 
-        def engine_with(convs: int) -> tuple[MattingEngine, float]:
-            graph = write_standin_graph(work / f"model-{convs}", extra_convs=convs)
-            engine = MattingEngine(graph, intra_op_threads=args.intra_op_threads,
-                                   inter_op_threads=args.inter_op_threads)
-            cost = per_image(lambda: engine.predict([rgb] * args.batch), 5) / args.batch
-            return engine, cost
-
-        candidates = [args.extra_convs] if args.extra_convs is not None else [0, 2, 4, 8, 12, 16, 24, 32, 48, 64]
-        best = None
-        for convs in candidates:
+        if args.extra_convs is not None:
+            convs = args.extra_convs
             engine, cost = engine_with(convs)
-            print(f"  stand-in extra_convs={convs}: inference {cost * 1000:.1f} ms/image")
-            if best is None or abs(cost - target) < abs(best[2] - target):
-                if best is not None:
-                    best[1].close()
-                best = (convs, engine, cost)
-            else:
-                engine.close()
-            if cost > target:
-                break
-        assert best is not None
-        convs, engine, cost = best
+        else:
+            # The stand-in's cost grows linearly with its extra convolutions: measure a second
+            # point and aim at the target.
+            probe_engine, probe = engine_with(16)
+            probe_engine.close()
+            per_conv = max((probe - base) / 16, 1e-4)
+            convs = max(0, round((target - base) / per_conv))
+            engine, cost = engine_with(convs)
+            print(f"  stand-in cost: {base * 1000:.1f} ms/image + {per_conv * 1000:.2f} ms per extra conv")
         print(f"using extra_convs={convs} ({cost * 1000:.1f} ms/image)")
 
         # (a) bare: inference alone on preloaded arrays.
