@@ -62,8 +62,12 @@ def bench_rss(engine, images, inferences: int) -> None:
     engine.predict(images[:1])
     before = vm_rss_mib()
     started = time.perf_counter()
-    for index in range(inferences):
+    # Samples along the run tell a leak (steady rise) from allocator warm-up (early rise, then flat).
+    checkpoints = {inferences * step // 4 for step in range(1, 5)}
+    for index in range(1, inferences + 1):
         engine.predict([images[index % len(images)]])
+        if index in checkpoints:
+            print(f"  after {index:6d} inferences: VmRSS {vm_rss_mib():.1f} MiB")
     seconds = time.perf_counter() - started
     after = vm_rss_mib()
     print(f"VmRSS before {before:.1f} MiB, after {inferences} inferences {after:.1f} MiB "
