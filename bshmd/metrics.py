@@ -51,6 +51,10 @@ class Metrics:
             "bshmd_last_success_time", "Unix time of the last file turned into results.", registry=r)
         self.disk_full = Gauge(
             "bshmd_disk_full", "1 while writing results fails with 'no space left on device'.", registry=r)
+        self.files_backing_off = Gauge(
+            "bshmd_files_backing_off",
+            "Input files given back because their quarantine or output folder failed, waiting to be retried.",
+            ["reason"], registry=r)
         self.stage_timeouts = Counter(
             "bshmd_stage_timeouts", "Files abandoned because a stage took too long.", ["stage"], registry=r)
         self.internal_errors = Counter(

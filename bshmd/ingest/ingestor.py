@@ -50,7 +50,7 @@ class _Folder:
     identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the root the observer watches
     rescan_due: float = 0.0  # monotonic
     state_warned: bool = False
-    handed: dict[FileKey, Path] = field(default_factory=dict)
+    handed: dict[FileKey, Job] = field(default_factory=dict)
 
 
 class Ingestor:
@@ -418,7 +418,7 @@ class Ingestor:
             # can check for it instead of doing the work again.
             job.extra["retaken_from"] = claim.taken_from
         folder.tracker.finish(path, key, settle_states.HANDED)
-        folder.handed[key] = path
+        folder.handed[key] = job
         try:
             accepted = bool(self._on_ready(job))
         except Exception:
@@ -435,10 +435,17 @@ class Ingestor:
     def _reoffer(self, store: ClaimStore, key: FileKey) -> None:
         for folder in self._folders.values():
             if folder.store is store and key in folder.handed:
-                path = folder.handed.pop(key)
+                job = folder.handed.pop(key)
+                path = job.path
                 if folder.tracker.state_of(path) == settle_states.HANDED:
                     folder.tracker.reopen(path)
-                    folder.tracker.retry_later(path, min(self._config.poll_seconds, 1.0))
+                    # The pipeline asks for a longer pause when the file failed for a reason of
+                    # its surroundings (quarantine or output folder not writable): see
+                    # bshmd.pipeline.retry. Offered again at once, it would only fail again.
+                    delay = job.extra.get("retry_in_seconds")
+                    if not isinstance(delay, (int, float)) or delay <= 0:
+                        delay = min(self._config.poll_seconds, 1.0)
+                    folder.tracker.retry_later(path, delay)
 
     def _emit(self, name: str, fields: dict) -> None:
         if self._on_event is None:

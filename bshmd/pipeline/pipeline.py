@@ -23,6 +23,11 @@ before it instead of filling memory::
 - Disk full (ENOSPC) while writing results is not the input's fault: the input stays, its
   claim is released so it is retried later, ``health().disk_full`` and the ``bshmd_disk_full``
   gauge are set, and write threads back off (1 s doubling to 60 s) until a write succeeds.
+- An input given back for a reason of its surroundings (quarantine or output folder not
+  writable, disk full) waits before it is offered again, per file: ``retry_base_seconds``
+  doubling per consecutive failure up to ``retry_max_seconds`` (see bshmd.pipeline.retry).
+  The failure is logged once per file at ERROR, repeats at DEBUG, plus a WARNING per folder
+  at most once a minute while files wait on it; ``health().files_backing_off`` counts them.
 """
 
 from __future__ import annotations
@@ -41,6 +46,13 @@ from bshmd.config import Config, FolderConfig
 from bshmd.errors import InputRejected
 from bshmd.metrics import Metrics
 from bshmd.pipeline.batcher import Batcher
+from bshmd.pipeline.retry import (
+    BACK_OFF_REASONS,
+    DEFAULT_BASE_SECONDS,
+    DEFAULT_MAX_SECONDS,
+    RETRY_IN,
+    RetryBackoff,
+)
 from bshmd.pipeline.timed import StageTimeout, TimedRunner
 from bshmd.records import Job
 
@@ -79,6 +91,8 @@ class PipelineHealth:
     released: int = 0
     disk_full: bool = False  # writing results failed with ENOSPC/EDQUOT; writes back off
     output_unavailable: bool = False  # writing results failed for another reason of the output side
+    quarantine_unavailable: bool = False  # inputs wait in place because their quarantine folder fails
+    files_backing_off: int = 0  # inputs given back for an environmental reason, waiting to be retried
     stopping: bool = False
 
 
@@ -107,7 +121,9 @@ class Pipeline:
     """Decode → batch → infer → write, overlapped; see the module docstring."""
 
     def __init__(self, config: Config, engine: Any, *, instance_id: str, metrics: Metrics | None = None,
-                 on_done: Callable[[Job, str], None] | None = None, decoder: Decoder | None = None) -> None:
+                 on_done: Callable[[Job, str], None] | None = None, decoder: Decoder | None = None,
+                 retry_base_seconds: float = DEFAULT_BASE_SECONDS,
+                 retry_max_seconds: float = DEFAULT_MAX_SECONDS) -> None:
         # ``decoder`` replaces decode_image (same signature); tests use it to make decoding slow.
         from bshmd.pipeline.decode import decode_image
 
@@ -117,6 +133,7 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self._on_done = on_done
         self._decode_image = decoder or decode_image
+        self.retry_backoff = RetryBackoff(retry_base_seconds, retry_max_seconds)
         self.capacity = config.pipeline.queue_size + config.batch.max_size
 
         self._lock = threading.Condition()
@@ -159,6 +176,9 @@ class Pipeline:
         depth.labels("batch").set_function(self._batcher.pending)
         depth.labels("infer").set_function(lambda: self._inferring)
         depth.labels("write").set_function(lambda: self._write_q.qsize() + self._writing)
+        for reason in BACK_OFF_REASONS:
+            self.metrics.files_backing_off.labels(reason).set_function(
+                lambda reason=reason: self.retry_backoff.count(reason))
         for i in range(self._decode_workers):
             runner = TimedRunner(f"bshmd-decode-{i}")
             self._runners.append(runner)
@@ -268,6 +288,8 @@ class Pipeline:
         self._batcher.set_limits(config.batch.max_size, config.batch.max_wait_ms / 1000)
 
     def health(self) -> PipelineHealth:
+        backing_off = self.retry_backoff.count()
+        quarantine_waiting = self.retry_backoff.count("quarantine_failed")
         with self._lock:
             return PipelineHealth(
                 queued=len(self._open) + self._finishing,
@@ -285,6 +307,8 @@ class Pipeline:
                 released=self._released,
                 disk_full=self._disk_full,
                 output_unavailable=self._disk_full_until > 0 and not self._disk_full,
+                quarantine_unavailable=quarantine_waiting > 0,
+                files_backing_off=backing_off,
                 stopping=self._stopping,
             )
 
@@ -592,21 +616,21 @@ class Pipeline:
             )
         except OSError as exc:
             if exc.errno in _DISK_FULL:
-                self._output_unwritable(work, exc)
+                self._output_unwritable(work, exc, where=work.folder.quarantine)
                 return
-            log.error("cannot quarantine %s (%s): %s; the input stays and will be retried",
-                      job.path, rejection.reason_code, exc)
-            self._release(job, "quarantine_failed")
+            self._release(job, "quarantine_failed", where=str(work.folder.quarantine),
+                          problem=f"cannot quarantine {job.path} ({rejection.reason_code}): {exc}")
             return
         except Exception as exc:
-            log.error("cannot quarantine %s (%s): %s; the input stays and will be retried",
-                      job.path, rejection.reason_code, exc)
-            self._release(job, "quarantine_failed")
+            # UnsafePathError (a symlinked folder in the quarantine tree) lands here: not the
+            # input's fault either, so it waits in place like any other quarantine failure.
+            self._release(job, "quarantine_failed", where=str(work.folder.quarantine),
+                          problem=f"cannot quarantine {job.path} ({rejection.reason_code}): {exc}")
             return
         job.extra["quarantined_to"] = where
         self._complete(work, "quarantined")
 
-    def _output_unwritable(self, work: _Work, exc: OSError) -> None:
+    def _output_unwritable(self, work: _Work, exc: OSError, where: Path | None = None) -> None:
         disk_full = exc.errno in _DISK_FULL
         with self._lock:
             self._disk_full_backoff = min(max(self._disk_full_backoff * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
@@ -616,10 +640,8 @@ class Pipeline:
         condition = "disk_full" if disk_full else "output_unavailable"
         if disk_full:
             self.metrics.disk_full.set(1)
-        log.error("cannot write results of %s (%s); the input stays and is retried later, writes pause %.0fs",
-                  work.job.path, exc, backoff,
-                  extra={"bshmd_file": str(work.job.path), "bshmd_outcome": condition})
-        self._release(work.job, condition)
+        self._release(work.job, condition, where=str(where or work.folder.output),
+                      problem=f"cannot write results of {work.job.path} ({exc}); writes pause {backoff:.0f}s")
 
     # --- bookkeeping -------------------------------------------------------------------------
 
@@ -650,6 +672,7 @@ class Pipeline:
         job = work.job
         if not self._take(job):
             return
+        self.retry_backoff.succeeded(work.folder.input, job.key)
         if job.claim is not None:
             try:
                 job.claim.complete(outcome)
@@ -683,16 +706,38 @@ class Pipeline:
                         times, extra=extra)
             self._settle(job, "_quarantined", f"quarantined:{rejection.reason_code}")
 
-    def _release(self, job: Job, reason: str) -> None:
-        """Give ``job`` back unfinished: its input stays and its claim is freed for a retry."""
+    def _release(self, job: Job, reason: str, *, problem: str | None = None, where: str | None = None) -> None:
+        """Give ``job`` back unfinished: its input stays and its claim is freed for a retry.
+
+        For a reason in BACK_OFF_REASONS the file's retry delay goes into ``job.extra`` before
+        the claim is released (the release is what makes the ingestor offer it again), and
+        ``problem`` is logged at ERROR for the first failure of a streak, at DEBUG after.
+        """
         if not self._take(job):
             return
+        level = logging.INFO
+        fields = {"bshmd_file": str(job.path), "bshmd_outcome": f"released:{reason}"}
+        if reason in BACK_OFF_REASONS:
+            where = where or str(job.folder.output)
+            streak = self.retry_backoff.failed(job.folder.input, job.key, reason, where)
+            job.extra[RETRY_IN] = streak.delay
+            level = logging.INFO if streak.first else logging.DEBUG
+            fields["bshmd_retry_in"] = streak.delay
+            if problem is not None:
+                log.log(logging.ERROR if streak.first else logging.DEBUG,
+                        "%s; the input stays and is retried in %gs%s", problem, streak.delay,
+                        "" if streak.first else f" (failure {streak.failures} in a row)", extra=fields)
+            waiting = self.retry_backoff.summary_due(where)
+            if waiting:
+                log.warning("%s is not writable (%s): %d file(s) wait in place and are retried",
+                            where, reason, waiting, extra={"bshmd_outcome": f"waiting:{reason}"})
+        elif problem is not None:
+            log.error("%s; the input stays and will be retried", problem, extra=fields)
         if job.claim is not None:
             try:
                 job.claim.release()
             except Exception:
                 log.exception("cannot release the claim on %s", job.path)
         self.metrics.files_released.labels(reason).inc()
-        log.info("released %s unprocessed (%s)", job.path, reason,
-                 extra={"bshmd_file": str(job.path), "bshmd_outcome": f"released:{reason}"})
+        log.log(level, "released %s unprocessed (%s)", job.path, reason, extra=fields)
         self._settle(job, "_released", f"released:{reason}")

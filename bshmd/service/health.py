@@ -130,6 +130,8 @@ class ServiceState:
             found.append("disk full: writing results paused, inputs wait")
         if getattr(health, "output_unavailable", False):
             found.append("output unavailable: writing results paused, inputs wait")
+        if getattr(health, "quarantine_unavailable", False):
+            found.append("quarantine unavailable: inputs to quarantine wait in place, retried with backoff")
         return found
 
     def counts(self) -> dict[str, int]:
