@@ -169,6 +169,9 @@ class ClaimStore:
         self.lease_seconds = lease_seconds
         self.token = uuid.uuid4().hex  # tells this run's claims from an earlier run's
         self.on_released: Callable[[FileKey], None] | None = None
+        # Called with the claim when one this instance held ends completed or lost (a release
+        # calls on_released instead), so that holders of per-file records can drop them.
+        self.on_finished: Callable[[FileClaim], None] | None = None
         self._lock = threading.RLock()
         self._held: dict[FileKey, FileClaim] = {}
         self._unwritten_done: dict[FileKey, FileClaim] = {}
@@ -198,6 +201,9 @@ class ClaimStore:
 
     def is_done_cached(self, key: FileKey) -> bool:
         return key in self._done
+
+    def done_cached_count(self) -> int:
+        return len(self._done)
 
     def held(self) -> list[FileClaim]:
         with self._lock:
@@ -370,6 +376,7 @@ class ClaimStore:
                     claim.finished = True
                     with self._lock:
                         self._held.pop(claim.key, None)
+                    self._notify_finished(claim)
                 except OSError as exc:
                     log.warning("cannot renew the claim of %r: %s", claim.key.relpath, exc)
 
@@ -383,6 +390,14 @@ class ClaimStore:
             with self._lock:
                 self._held.pop(claim.key, None)
             self._write_done(claim, outcome, retrying=False)
+        self._notify_finished(claim)
+
+    def _notify_finished(self, claim: FileClaim) -> None:
+        if self.on_finished is not None:
+            try:
+                self.on_finished(claim)
+            except Exception:
+                log.exception("on_finished callback failed for %r", claim.key.relpath)
 
     def _write_done(self, claim: FileClaim, outcome: str, *, retrying: bool) -> None:
         """Record ``claim`` as done; on failure keep it ours (renewed) and retry from renew()."""

@@ -50,6 +50,8 @@ class _Folder:
     identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the root the observer watches
     rescan_due: float = 0.0  # monotonic
     state_warned: bool = False
+    # Jobs in the pipeline, for the retry of a released one. Dropped when the claim is
+    # completed, released or lost, so it holds no more than the pipeline does.
     handed: dict[FileKey, Job] = field(default_factory=dict)
 
 
@@ -71,6 +73,7 @@ class Ingestor:
         self._stores: dict[Path, ClaimStore] = {}
         self._nominated: dict[Path, tuple[_Folder, bool]] = {}
         self._released: list[tuple[ClaimStore, FileKey]] = []
+        self._ended: list[tuple[ClaimStore, FileClaim]] = []
         self._inbox_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -139,6 +142,20 @@ class Ingestor:
         pending = sum(len(f.tracker) for f in current)
         return {"folders": folders, "pending": pending, "last_rescan": self._last_rescan}
 
+    def record_counts(self) -> dict[str, int]:
+        """How many per-file records the ingestor holds, summed over folders (for /status and
+        leak checks): files in flight, finished files remembered, jobs in the pipeline, and
+        the claim stores' held claims and done cache. Read without the lock, like health()."""
+        current = list(self._folders.values())
+        stores = {id(f.store): f.store for f in current}.values()
+        return {
+            "settling": sum(len(f.tracker) for f in current),
+            "finished": sum(f.tracker.finished_count() for f in current),
+            "handed": sum(len(f.handed) for f in current),
+            "held_claims": sum(len(s.held()) for s in stores),
+            "done_cached": sum(s.done_cached_count() for s in stores),
+        }
+
     # --- configuration --------------------------------------------------------------------
 
     def _build_folders(
@@ -188,6 +205,7 @@ class Ingestor:
         if store is None:
             store = ClaimStore(state_dir, self.instance_id, lease_seconds)
             store.on_released = lambda key, store=store: self._note_released(store, key)
+            store.on_finished = lambda claim, store=store: self._note_ended(store, claim)
             self._stores[state_dir] = store
         store.lease_seconds = lease_seconds
         return store
@@ -227,6 +245,9 @@ class Ingestor:
         with self._inbox_lock:
             nominated, self._nominated = self._nominated, {}
             released, self._released = self._released, []
+            ended, self._ended = self._ended, []
+        for store, claim in ended:
+            self._forget_handed(store, claim)
         for store, key in released:
             self._reoffer(store, key)
 
@@ -314,10 +335,10 @@ class Ingestor:
     def _rescan(self, folder: _Folder) -> None:
         started = time.monotonic()
         folder.rescan_due = started + self._config.rescan_seconds
-        seen: set[Path] = set()
+        seen: set[str] = set()  # names, not Paths: one per file in the folder, kept small
         try:
             for path, st in walk(folder.root, folder.path_filter):
-                seen.add(path)
+                seen.add(os.fspath(path))
                 self._observe(folder, path, st)
         except OSError as exc:
             log.info("rescan of %s failed: %s", folder.root, exc.strerror or exc)
@@ -330,6 +351,13 @@ class Ingestor:
 
     def _consider_nominated(self, folder: _Folder, path: Path, is_dir: bool) -> None:
         try:
+            if not os.path.lexists(path):
+                # Deleted or moved away (on_success: move/delete, quarantine, a user): its
+                # record goes now rather than at the next full rescan.
+                if is_dir:
+                    folder.tracker.forget_under(path)
+                folder.tracker.forget(path)
+                return
             if is_dir:
                 if path != folder.root and not folder.path_filter.accepts_dir(path):
                     return
@@ -432,13 +460,25 @@ class Ingestor:
             self._released.append((store, key))
         self._wake.set()
 
+    def _note_ended(self, store: ClaimStore, claim: FileClaim) -> None:
+        with self._inbox_lock:
+            self._ended.append((store, claim))
+        self._wake.set()
+
+    def _forget_handed(self, store: ClaimStore, claim: FileClaim) -> None:
+        """A handed-over file is finished (completed, or its claim lost): drop its job."""
+        for folder in self._folders.values():
+            job = folder.handed.get(claim.key)
+            if folder.store is store and job is not None and job.claim is claim:
+                del folder.handed[claim.key]
+
     def _reoffer(self, store: ClaimStore, key: FileKey) -> None:
         for folder in self._folders.values():
             if folder.store is store and key in folder.handed:
                 job = folder.handed.pop(key)
                 path = job.path
-                if folder.tracker.state_of(path) == settle_states.HANDED:
-                    folder.tracker.reopen(path)
+                if folder.tracker.finished_as(path, key, settle_states.HANDED):
+                    folder.tracker.reopen(path, key)
                     # The pipeline asks for a longer pause when the file failed for a reason of
                     # its surroundings (quarantine or output folder not writable): see
                     # bshmd.pipeline.retry. Offered again at once, it would only fail again.

@@ -39,30 +39,44 @@ class SettleTracker:
     Files in flight (settling, waiting) are kept apart from files that are finished (done,
     handed) so that the periodic work only walks the few files in flight, whatever the
     number of finished ones.
+
+    A finished file that stays in the input folder (``on_success: keep``) keeps a record so
+    that rescans do not read its claim again; that record is only its path string, size,
+    mtime and state (no ``Path`` or ``FileKey`` objects), because there is one per file in
+    the folder for as long as the daemon runs. Records of files that left the folder are
+    dropped when a watcher reports it or at the next full rescan.
     """
 
     def __init__(self, settle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.settle_seconds = settle_seconds
         self.clock = clock
         self._active: dict[Path, Entry] = {}
-        self._finished: dict[Path, tuple[FileKey, str]] = {}
+        self._finished: dict[str, tuple[int, int, str]] = {}  # path -> (size, mtime_ns, state)
 
     def __len__(self) -> int:
         return len(self._active)
 
+    def finished_count(self) -> int:
+        return len(self._finished)
+
     def state_of(self, path: Path) -> str | None:
         if path in self._active:
             return self._active[path].state
-        finished = self._finished.get(path)
-        return finished[1] if finished else None
+        finished = self._finished.get(os.fspath(path))
+        return finished[2] if finished else None
+
+    def finished_as(self, path: Path, key: FileKey, state: str) -> bool:
+        """Whether ``path`` is finished with exactly ``key`` in ``state``."""
+        return self._finished.get(os.fspath(path)) == (key.size, key.mtime_ns, state)
 
     def observe(self, path: Path, key: FileKey) -> bool:
         """Record a sighting. True when this is news (a new file or a changed one)."""
-        finished = self._finished.get(path)
+        name = os.fspath(path)
+        finished = self._finished.get(name)
         if finished is not None:
-            if finished[0] == key:
+            if finished[:2] == (key.size, key.mtime_ns):
                 return False
-            del self._finished[path]
+            del self._finished[name]
         entry = self._active.get(path)
         if entry is not None and entry.key == key:
             return False
@@ -100,24 +114,32 @@ class SettleTracker:
 
     def finish(self, path: Path, key: FileKey, state: str) -> None:
         self._active.pop(path, None)
-        self._finished[path] = (key, state)
+        self._finished[os.fspath(path)] = (key.size, key.mtime_ns, state)
 
-    def reopen(self, path: Path) -> None:
+    def reopen(self, path: Path, key: FileKey) -> None:
         """A handed-over file came back unprocessed (its claim was released): offer it again."""
-        finished = self._finished.pop(path, None)
-        if finished is not None:
+        if self._finished.pop(os.fspath(path), None) is not None:
             now = self.clock()
-            self._active[path] = Entry(finished[0], stable_since=now - self.settle_seconds, next_check=now)
+            self._active[path] = Entry(key, stable_since=now - self.settle_seconds, next_check=now)
 
     def forget(self, path: Path) -> None:
         self._active.pop(path, None)
-        self._finished.pop(path, None)
+        self._finished.pop(os.fspath(path), None)
 
-    def forget_missing(self, seen: set[Path], under: Path | None = None) -> None:
-        """Drop every path not in ``seen`` (after a full rescan of ``under``)."""
-        for table in (self._active, self._finished):
-            for path in [p for p in table if p not in seen and (under is None or under in p.parents)]:
-                del table[path]
+    def forget_under(self, folder: Path) -> None:
+        """Drop every path below ``folder`` (it was removed or renamed away)."""
+        prefix = os.fspath(folder).rstrip("/") + "/"
+        for path in [p for p in self._active if os.fspath(p).startswith(prefix)]:
+            del self._active[path]
+        for name in [n for n in self._finished if n.startswith(prefix)]:
+            del self._finished[name]
+
+    def forget_missing(self, seen: set[str]) -> None:
+        """Drop every path whose name is not in ``seen`` (after a full rescan)."""
+        for path in [p for p in self._active if os.fspath(p) not in seen]:
+            del self._active[path]
+        for name in [n for n in self._finished if n not in seen]:
+            del self._finished[name]
 
     def next_deadline(self) -> float | None:
         return min((entry.next_check for entry in self._active.values()), default=None)

@@ -41,8 +41,11 @@ def output_matches(output: Path, key: FileKey) -> bool:
     return st.st_size == key.size and st.st_mtime_ns == key.mtime_ns
 
 
-def process_job(job: Job, log_line: Callable[[str], None] | None = None) -> str:
+def process_job(job: Job, log_line: Callable[[str], None] | None = None, on_success: str = "keep") -> str:
     """Copy the input into the output tree atomically, then complete the claim.
+
+    ``on_success`` 'move' (to the folder's done tree) or 'delete' removes the input after its
+    result is written and before the claim is completed, like the pipeline.
 
     Returns 'processed', or 'recovered' when an earlier holder had already written the
     result (a claim taken over after that holder died between writing and completing).
@@ -64,6 +67,12 @@ def process_job(job: Job, log_line: Callable[[str], None] | None = None) -> str:
         os.fsync(handle.fileno())
     os.utime(tmp, ns=(job.key.mtime_ns, job.key.mtime_ns))
     os.replace(tmp, out)
+    if on_success == "move":
+        moved = Path(job.folder.done_dir) / job.key.relpath
+        moved.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(job.path, moved)
+    elif on_success == "delete":
+        job.path.unlink()
     if log_line:
         log_line(f"processed {job.key.relpath!r}")
     job.claim.complete("processed")
@@ -73,12 +82,13 @@ def process_job(job: Job, log_line: Callable[[str], None] | None = None) -> str:
 class CopyConsumer:
     """on_ready for tests: a queue and a worker thread that processes each job with process_job."""
 
-    def __init__(self, capacity: int = 64, delay: float = 0.0) -> None:
+    def __init__(self, capacity: int = 64, delay: float = 0.0, on_success: str = "keep") -> None:
         self.jobs: queue.Queue[Job | None] = queue.Queue(capacity)
         self.counts: Counter[str] = Counter()
         self.ready_at: dict[str, float] = {}
         self.processed_at: dict[str, float] = {}
         self.delay = delay
+        self.on_success = on_success
         self._thread = threading.Thread(target=self._work, name="bshmd-test-consumer", daemon=True)
         self._thread.start()
 
@@ -97,7 +107,7 @@ class CopyConsumer:
                 return
             if self.delay:
                 time.sleep(self.delay)
-            process_job(job)
+            process_job(job, on_success=self.on_success)
             self.counts[job.key.relpath] += 1
             self.processed_at[job.key.relpath] = time.monotonic()
 

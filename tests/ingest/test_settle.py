@@ -81,7 +81,8 @@ def test_retry_and_reopen():
     clock.now += 5.0
     assert tracker.due() and tracker.check(P, key(1))
     tracker.finish(P, key(1), HANDED)
-    tracker.reopen(P)
+    assert tracker.finished_as(P, key(1), HANDED) and not tracker.finished_as(P, key(2), HANDED)
+    tracker.reopen(P, key(1))
     assert tracker.due() and tracker.check(P, key(1))  # offered again without a new settle wait
 
 
@@ -91,8 +92,20 @@ def test_forget_missing_drops_vanished_files():
     tracker.observe(P, key(1))
     tracker.observe(other, FileKey("b.jpg", 1, 1))
     tracker.finish(other, FileKey("b.jpg", 1, 1), DONE)
-    tracker.forget_missing({P})
+    tracker.forget_missing({str(P)})
     assert tracker.state_of(other) is None and tracker.state_of(P) == SETTLING
+
+
+def test_forget_under_drops_a_removed_folder_only():
+    tracker = SettleTracker(1.0, Clock())
+    inside, beside = Path("/in/sub/a.jpg"), Path("/in/sub2/a.jpg")
+    for path in (inside, beside):
+        tracker.observe(path, FileKey(str(path), 1, 1))
+        tracker.finish(path, FileKey(str(path), 1, 1), DONE)
+    tracker.observe(Path("/in/sub/deeper/b.jpg"), FileKey("sub/deeper/b.jpg", 1, 1))
+    tracker.forget_under(Path("/in/sub"))
+    assert tracker.state_of(inside) is None and len(tracker) == 0
+    assert tracker.state_of(beside) == DONE and tracker.finished_count() == 1
 
 
 def test_opens_for_reading(tmp_path):
