@@ -68,12 +68,18 @@ class Ingestor:
         self._on_ready = on_ready
         self._on_event = on_event
         self.instance_id = instance_id
-        self._lock = threading.RLock()  # guards _folders and _config against reconfigure
+        # Held by the ingest thread for a whole pass (and by stop()). A pass may wait in
+        # on_ready for room in the pipeline for as long as a backlog takes, so nothing that
+        # another thread calls (reconfigure, request_rescan, health) takes it: they leave
+        # their request in the inbox below and the ingest thread picks it up.
+        self._lock = threading.RLock()
         self._folders: dict[str, _Folder] = {}
         self._stores: dict[Path, ClaimStore] = {}
         self._nominated: dict[Path, tuple[_Folder, bool]] = {}
         self._released: list[tuple[ClaimStore, FileKey]] = []
         self._ended: list[tuple[ClaimStore, FileClaim]] = []
+        self._pending_config: Config | None = None
+        self._rescan_requested = False
         self._inbox_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -110,20 +116,37 @@ class Ingestor:
                 self._stop_watching(folder)
 
     def reconfigure(self, config: Config) -> None:
-        """Apply a reloaded configuration: folders added or removed, timings changed."""
-        with self._lock:
-            old_config, old = self._config, self._folders
-            self._config = config
-            self._build_folders(config, previous=old, previous_config=old_config)
+        """Apply a reloaded configuration: folders added or removed, timings changed.
+
+        Returns at once (SIGHUP is handled on the daemon's main loop, which also pings the
+        watchdog): the ingest thread applies the configuration before its next file, or,
+        when it is waiting for room in the pipeline, as soon as that hand-over is done.
+        """
+        with self._inbox_lock:
+            self._pending_config = config
+        if not self._threads:
+            with self._lock:  # not running: nobody else would apply it
+                self._apply_pending_config()
         self._wake.set()
 
     def request_rescan(self) -> None:
         """Rescan every folder soon (after an inotify queue overflow, or on demand)."""
-        with self._lock:
-            for folder in self._folders.values():
-                folder.rescan_due = 0.0
+        with self._inbox_lock:
+            self._rescan_requested = True
         self._emit("rescan", {"reason": "requested"})
         self._wake.set()
+
+    def _apply_pending_config(self) -> None:
+        with self._inbox_lock:
+            config, self._pending_config = self._pending_config, None
+        if config is None:
+            return
+        old_config, old = self._config, self._folders
+        self._config = config
+        self._build_folders(config, previous=old, previous_config=old_config)
+
+    def _reconfigure_waiting(self) -> bool:
+        return self._pending_config is not None
 
     def health(self) -> dict:
         # No lock: the ingest thread holds it for a whole pass, and a pass may wait for room
@@ -216,6 +239,7 @@ class Ingestor:
         while not self._stopping.is_set():
             try:
                 with self._lock:
+                    self._apply_pending_config()
                     timeout = self._tick()
             except Exception:
                 log.exception("ingest loop failed; continuing")
@@ -246,6 +270,10 @@ class Ingestor:
             nominated, self._nominated = self._nominated, {}
             released, self._released = self._released, []
             ended, self._ended = self._ended, []
+            rescan_all, self._rescan_requested = self._rescan_requested, False
+        if rescan_all:
+            for folder in self._folders.values():
+                folder.rescan_due = 0.0
         for store, claim in ended:
             self._forget_handed(store, claim)
         for store, key in released:
@@ -390,8 +418,8 @@ class Ingestor:
     def _settle_due(self, folder: _Folder) -> None:
         config = self._config
         for path, _entry in folder.tracker.due():
-            if self._stopping.is_set():
-                return
+            if self._stopping.is_set() or self._reconfigure_waiting():
+                return  # the rest is due still: the next pass, under the new configuration
             try:
                 st = stat_candidate(folder.root, path, folder.path_filter)
                 if st is None:
