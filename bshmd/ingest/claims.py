@@ -101,7 +101,10 @@ log = logging.getLogger("bshmd.ingest.claims")
 CLAIMED = "claimed"
 DONE = "done"
 RELEASED = "released"
-DONE_CACHE_LIMIT = 200_000  # keys remembered as done without touching the share
+# Keys recently recorded as done, remembered without touching the share. Small on purpose:
+# the ingestor's settle tracker already remembers every finished file still in the folder,
+# so this only bridges the moment between claiming and handing over.
+DONE_CACHE_LIMIT = 4096
 LOCK_MIN_SECONDS = 10.0  # a lock outlives a slow NFS round trip even with a short lease
 MAX_SKIPPED_LOCKS = 256  # expired locks skipped in one write before giving up (each is a crash)
 HOLDER_WAIT_SECONDS = 1.0  # how long a holder waits out another writer's lock before retrying later

@@ -13,9 +13,11 @@ from pathlib import Path
 
 from watchdog.events import (
     DirCreatedEvent,
+    DirDeletedEvent,
     DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
+    FileDeletedEvent,
     FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
@@ -26,9 +28,11 @@ from watchdog.observers.api import BaseObserver
 log = logging.getLogger("bshmd.ingest.watch")
 
 # Opened/closed-without-write events are left out on purpose: the settle check opens files
-# itself and the pipeline reads them, and neither must look like a change.
+# itself and the pipeline reads them, and neither must look like a change. Deletions are
+# watched so that the records of files that left the folder are dropped at once.
 WATCHED_EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent,
+    FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
+    DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
 ]
 
 Nominate = Callable[[Path, bool], None]
@@ -43,8 +47,10 @@ class NominatingHandler(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
             if event.event_type == "moved":
+                # The old name is gone: nominated too, so that its record is dropped.
+                self._nominate(Path(os.fsdecode(event.src_path)), event.is_directory)
                 path = event.dest_path
-            elif event.event_type in ("created", "modified", "closed"):
+            elif event.event_type in ("created", "modified", "closed", "deleted"):
                 path = event.src_path
             else:
                 return
