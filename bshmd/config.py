@@ -185,6 +185,10 @@ class PipelineConfig(Section):
     queue_size: Annotated[int, Field(ge=1, le=4096)] = 16
     decode_timeout_seconds: Seconds = 60.0
     write_timeout_seconds: Seconds = 60.0
+    # A file given back because its quarantine or output folder fails waits this long before
+    # its next attempt, doubling per failure in a row up to retry_max_seconds.
+    retry_base_seconds: Seconds = 5.0
+    retry_max_seconds: Seconds = 300.0
 
 
 class LimitsConfig(Section):

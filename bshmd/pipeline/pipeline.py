@@ -25,7 +25,8 @@ before it instead of filling memory::
   gauge are set, and write threads back off (1 s doubling to 60 s) until a write succeeds.
 - An input given back for a reason of its surroundings (quarantine or output folder not
   writable, disk full) waits before it is offered again, per file: ``retry_base_seconds``
-  doubling per consecutive failure up to ``retry_max_seconds`` (see bshmd.pipeline.retry).
+  doubling per consecutive failure up to ``retry_max_seconds`` (``pipeline.*`` in the
+  configuration; see bshmd.pipeline.retry).
   The failure is logged once per file at ERROR, repeats at DEBUG, plus a WARNING per folder
   at most once a minute while files wait on it; ``health().files_backing_off`` counts them.
 """
@@ -46,13 +47,7 @@ from bshmd.config import Config, FolderConfig
 from bshmd.errors import InputRejected
 from bshmd.metrics import Metrics
 from bshmd.pipeline.batcher import Batcher
-from bshmd.pipeline.retry import (
-    BACK_OFF_REASONS,
-    DEFAULT_BASE_SECONDS,
-    DEFAULT_MAX_SECONDS,
-    RETRY_IN,
-    RetryBackoff,
-)
+from bshmd.pipeline.retry import BACK_OFF_REASONS, RETRY_IN, RetryBackoff
 from bshmd.pipeline.timed import StageTimeout, TimedRunner
 from bshmd.records import Job
 
@@ -122,9 +117,9 @@ class Pipeline:
 
     def __init__(self, config: Config, engine: Any, *, instance_id: str, metrics: Metrics | None = None,
                  on_done: Callable[[Job, str], None] | None = None, decoder: Decoder | None = None,
-                 retry_base_seconds: float = DEFAULT_BASE_SECONDS,
-                 retry_max_seconds: float = DEFAULT_MAX_SECONDS) -> None:
+                 retry_base_seconds: float | None = None, retry_max_seconds: float | None = None) -> None:
         # ``decoder`` replaces decode_image (same signature); tests use it to make decoding slow.
+        # ``retry_*_seconds`` override pipeline.retry_base_seconds / retry_max_seconds.
         from bshmd.pipeline.decode import decode_image
 
         self._config = config
@@ -133,7 +128,8 @@ class Pipeline:
         self.metrics = metrics or Metrics()
         self._on_done = on_done
         self._decode_image = decoder or decode_image
-        self.retry_backoff = RetryBackoff(retry_base_seconds, retry_max_seconds)
+        self._retry_override = (retry_base_seconds, retry_max_seconds)
+        self.retry_backoff = RetryBackoff(*self._retry_limits(config))
         self.capacity = config.pipeline.queue_size + config.batch.max_size
 
         self._lock = threading.Condition()
@@ -279,13 +275,19 @@ class Pipeline:
         return not any(thread.is_alive() for thread in threads)
 
     def update_config(self, config: Config) -> None:
-        """New folders, outputs, gates and batch limits apply to jobs decoded from now on.
+        """New folders, outputs, gates, batch limits and retry delays apply from now on.
 
         Worker counts, ``queue_size`` and timeouts keep their values until a restart.
         """
         with self._lock:
             self._config = config
         self._batcher.set_limits(config.batch.max_size, config.batch.max_wait_ms / 1000)
+        self.retry_backoff.set_limits(*self._retry_limits(config))
+
+    def _retry_limits(self, config: Config) -> tuple[float, float]:
+        base, most = self._retry_override
+        return (base if base is not None else config.pipeline.retry_base_seconds,
+                most if most is not None else config.pipeline.retry_max_seconds)
 
     def health(self) -> PipelineHealth:
         backing_off = self.retry_backoff.count()

@@ -56,14 +56,18 @@ class RetryBackoff:
 
     def __init__(self, base_seconds: float = DEFAULT_BASE_SECONDS, max_seconds: float = DEFAULT_MAX_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if base_seconds <= 0 or max_seconds < base_seconds:
-            raise ValueError(f"retry backoff needs 0 < base ({base_seconds}) <= max ({max_seconds})")
-        self.base_seconds = base_seconds
-        self.max_seconds = max_seconds
+        self.set_limits(base_seconds, max_seconds)
         self._clock = clock
         self._lock = threading.Lock()
         self._streaks: dict[tuple[str, FileKey], Streak] = {}
         self._summarised: dict[str, float] = {}  # where → monotonic time of its last summary
+
+    def set_limits(self, base_seconds: float, max_seconds: float) -> None:
+        """New delays apply from the next failure; a maximum below the base means the base."""
+        if base_seconds <= 0:
+            raise ValueError(f"the first retry delay must be positive, not {base_seconds}")
+        self.base_seconds = base_seconds
+        self.max_seconds = max(max_seconds, base_seconds)
 
     def failed(self, folder_input: Path, key: FileKey, reason: str, where: str) -> Streak:
         """Record one more failure of this file; returns its streak (``first`` for a new one)."""

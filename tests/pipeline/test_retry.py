@@ -24,7 +24,7 @@ from bshmd.config import Config, parse_config
 from bshmd.ingest import Ingestor
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
-from bshmd.pipeline.retry import RETRY_IN
+from bshmd.pipeline.retry import RETRY_IN, RetryBackoff
 from bshmd.records import FileKey, Job
 from bshmd.service.health import ServiceState
 
@@ -42,12 +42,12 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     matting.close()
 
 
-def make_config(root: Path, output: str = "out") -> Config:
+def make_config(root: Path, output: str = "out", **pipeline: float) -> Config:
     return parse_config({
         "folders": [{"input": "in", "output": output, "quarantine": "quarantine"}],
         "settle_seconds": 0.2, "poll_seconds": 0.2, "rescan_seconds": 30,
         "batch": {"max_size": 2, "max_wait_ms": 20},
-        "pipeline": {"decode_workers": 1, "write_workers": 1, "queue_size": 4},
+        "pipeline": {"decode_workers": 1, "write_workers": 1, "queue_size": 4, **pipeline},
         "gate": {"enabled": False},
     }, base_dir=root)
 
@@ -157,14 +157,14 @@ def test_an_unavailable_output_backs_off_per_file_and_a_success_or_a_new_version
         tmp_path: Path, engine: Any, caplog: pytest.LogCaptureFixture) -> None:
     for name in ("in", "quarantine", "share"):
         (tmp_path / name).mkdir()
-    config = make_config(tmp_path, output="share/out")  # share/out missing: an unmounted share
+    # share/out is missing: an unmounted share. The delays come from the configuration here.
+    config = make_config(tmp_path, output="share/out", retry_base_seconds=BASE, retry_max_seconds=8 * BASE)
     folder = config.folders[0]
     source = tmp_path / "in" / "a.jpg"
     source.write_bytes(photo(3))
     outcomes: list[str] = []
     caplog.set_level(logging.DEBUG, logger="bshmd.pipeline")
-    pipeline = Pipeline(config, engine, instance_id="node-1", on_done=lambda job, o: outcomes.append(o),
-                        retry_base_seconds=BASE, retry_max_seconds=8 * BASE)
+    pipeline = Pipeline(config, engine, instance_id="node-1", on_done=lambda job, o: outcomes.append(o))
     pipeline.start()
 
     def attempt() -> Job:
@@ -202,3 +202,27 @@ def test_an_unavailable_output_backs_off_per_file_and_a_success_or_a_new_version
         assert len(errors()) == 2
     finally:
         assert pipeline.stop(timeout=30)
+
+
+def test_streaks_double_to_their_cap_summarise_once_a_minute_and_are_forgotten_when_the_file_is_gone() -> None:
+    now = [1000.0]
+    backoff = RetryBackoff(5.0, 300.0, clock=lambda: now[0])
+    root = Path("/srv/in")
+    key = FileKey("a.jpg", 10, 1)
+    delays = [backoff.failed(root, key, "quarantine_failed", "/srv/q").delay for _ in range(9)]
+    assert delays == [5, 10, 20, 40, 80, 160, 300, 300, 300]
+    other = backoff.failed(root, FileKey("b.jpg", 10, 1), "output_unavailable", "/srv/out")
+    assert other.first and other.delay == 5  # per file
+    assert (backoff.count(), backoff.count("quarantine_failed")) == (2, 1)
+
+    assert backoff.summary_due("/srv/q") == 0  # the first failure was logged on its own
+    now[0] += 61
+    assert backoff.summary_due("/srv/q") == 1
+    assert backoff.summary_due("/srv/q") == 0  # not again within the minute
+
+    backoff.succeeded(root, key)
+    assert backoff.count("quarantine_failed") == 0
+    assert backoff.failed(root, key, "quarantine_failed", "/srv/q").first  # a fresh streak
+
+    now[0] += 10_000  # nobody offered either file again: deleted, moved or changed
+    assert backoff.count() == 0
