@@ -85,6 +85,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -123,6 +124,12 @@ class ClaimLost(BshmdError):
 
 class StateUnavailable(BshmdError):
     """The state folder (on the output share) cannot be reached: nothing can be claimed now."""
+
+
+# Exactly the names this module creates besides claim files (see _write_tmp and lock_path), so
+# that a sweep after crashes can tell them from anything else in the claims folder.
+TMP_NAME_PATTERN = re.compile(r"\.[0-9a-f]{32}-[0-9]+\.bshmd-tmp")
+LOCK_NAME_PATTERN = re.compile(r"[0-9a-f]{64}\.g[0-9]+\.lock")
 
 
 def claim_name(relpath: str) -> str:

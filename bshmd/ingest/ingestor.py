@@ -25,6 +25,7 @@ from bshmd.ingest.filters import PathFilter, excluded_dirs_for
 from bshmd.ingest.mounts import watch_mode_for
 from bshmd.ingest.scan import stat_candidate, walk
 from bshmd.ingest.settle import SettleTracker, opens_for_reading
+from bshmd.ingest.sweep import sweep_leftovers
 from bshmd.ingest.watch import OverflowListener, start_observer, stop_observer
 from bshmd.records import FileKey, Job
 
@@ -99,6 +100,7 @@ class Ingestor:
         self._threads = [
             threading.Thread(target=self._run, name="bshmd-ingest", daemon=True),
             threading.Thread(target=self._renew_leases, name="bshmd-claim-renewer", daemon=True),
+            threading.Thread(target=self._sweep, args=(self._config,), name="bshmd-sweep", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -254,6 +256,22 @@ class Ingestor:
                     store.renew()
                 except Exception:
                     log.exception("renewing claims in %s failed; continuing", store.state_dir)
+
+    def _sweep(self, config: Config) -> None:
+        """Once per start: remove the temporary and lock files that crashed writers left."""
+        for cfg in config.folders:
+            if self._stopping.is_set():
+                return
+            try:
+                removed = sweep_leftovers(cfg.state_dir / "claims",
+                                          (cfg.output, cfg.quarantine, cfg.done_dir, cfg.rejected_dir),
+                                          config.claims.lease_seconds, stop=self._stopping)
+            except Exception:
+                log.exception("sweeping leftovers of %s failed; continuing", cfg.output)
+                continue
+            if removed:
+                log.info("removed %d leftover temporary or lock file(s) of %s", len(removed), cfg.input)
+                self._emit("swept", {"folder": str(cfg.input), "removed": len(removed)})
 
     # --- the loop -------------------------------------------------------------------------
 
