@@ -188,11 +188,41 @@ class ClaimStore:
         self._done: dict[FileKey, None] = {}  # insertion-ordered set, trimmed from the oldest
         self._counter = itertools.count()
         self._host = socket.gethostname()
+        # An output folder seen as a mount point (a NAS share) that later is not one is the
+        # bare folder of an unmounted share: nothing may be written there (see check_output).
+        self._root_was_mount = False
+        self._root_gone = False
 
     @property
     def lock_seconds(self) -> float:
         """How long a generation lock made by this instance stays valid."""
         return max(self.lease_seconds, LOCK_MIN_SECONDS)
+
+    # --- the output folder ----------------------------------------------------------------
+
+    def check_output(self) -> bool:
+        """Whether the output folder (the state folder's parent) can hold claims now.
+
+        False when it is missing, or when it was a mount point once and is not any more: the
+        share is unmounted and the folder left behind is on the local disk, where claims and
+        results would be hidden (and the claim state split) once the share comes back. An
+        output folder never seen as a mount point is trusted as it is.
+        """
+        from bshmd.ingest.mounts import is_mount_point
+
+        try:
+            mounted = is_mount_point(self.state_dir.parent)
+        except OSError:
+            self._root_gone = True
+            return False
+        if mounted:
+            self._root_was_mount = True
+        self._root_gone = self._root_was_mount and not mounted
+        return not self._root_gone
+
+    def _refuse_if_unmounted(self) -> None:
+        if self._root_gone:
+            raise StateUnavailable(f"{self.state_dir.parent}: the share mounted there is gone")
 
     # --- queries --------------------------------------------------------------------------
 
@@ -200,6 +230,7 @@ class ClaimStore:
         """True when a done record for exactly this key exists. Cached: no I/O once known."""
         if key in self._done:
             return True
+        self._refuse_if_unmounted()
         try:
             record = self._read(self._path_for(key.relpath))[0]
         except OSError as exc:
@@ -230,6 +261,7 @@ class ClaimStore:
         with self._lock:
             if key in self._done or key in self._held:
                 return None
+        self._refuse_if_unmounted()
         try:
             self._ensure_dir(path.parent)
             for _attempt in range(4):
@@ -482,6 +514,9 @@ class ClaimStore:
         # and creating it would write into the bare mount point.
         if not self.state_dir.parent.is_dir():
             raise FileNotFoundError(errno.ENOENT, "output folder missing", str(self.state_dir.parent))
+        # Nor the state folder inside the bare folder of an unmounted share.
+        if not self.state_dir.is_dir() and not self.check_output():
+            raise FileNotFoundError(errno.ENOENT, "output share not mounted", str(self.state_dir.parent))
         for folder in (self.state_dir, self.claims_dir, shard):
             with contextlib.suppress(FileExistsError):
                 os.mkdir(folder)

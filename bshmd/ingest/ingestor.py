@@ -48,6 +48,7 @@ class _Folder:
     mode: str = "events"
     observer: Any = None
     available: bool | None = None  # None: not checked yet
+    output_available: bool | None = None  # the output folder can hold claims (share mounted)
     identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the root the observer watches
     rescan_due: float = 0.0  # monotonic
     state_warned: bool = False
@@ -161,6 +162,7 @@ class Ingestor:
                 "available": bool(f.available),
                 "mode": f.mode,
                 "watching": f.observer is not None and f.observer.is_alive(),
+                "output_available": f.output_available is not False,
             }
             for f in current
         }
@@ -320,7 +322,22 @@ class Ingestor:
                 deadlines.append(deadline)
         return min(deadlines) - time.monotonic()
 
+    def _check_output(self, folder: _Folder) -> None:
+        """Is the output share there? Files wait (unclaimed) while it is not."""
+        available = folder.store.check_output()
+        if available == folder.output_available:
+            return
+        if not available:
+            log.warning("output folder %s is unavailable (missing, or its share is unmounted); "
+                        "files of %s wait", folder.cfg.output, folder.root)
+            self._emit("output_unavailable", {"folder": str(folder.root), "output": str(folder.cfg.output)})
+        elif folder.output_available is False:
+            log.warning("output folder %s is available again", folder.cfg.output)
+            self._emit("output_back", {"folder": str(folder.root), "output": str(folder.cfg.output)})
+        folder.output_available = available
+
     def _check_available(self, folder: _Folder) -> None:
+        self._check_output(folder)
         reason = ""
         identity = None
         try:

@@ -90,6 +90,25 @@ def mode_for(path: str | os.PathLike[str], requested: str, mounts: list[Mount]) 
     return "poll" if is_network_fs(mount.fs_type) else "events"
 
 
+def is_mount_point(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` (symlinks resolved) is where a filesystem is mounted.
+
+    Another device than its parent's tells at once; a bind mount of a folder from the same
+    filesystem shares the device, so the mount table is asked as well. Raises OSError when
+    ``path`` does not exist.
+    """
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    parent = os.stat(os.path.join(real, ".."))
+    if st.st_dev != parent.st_dev or st.st_ino == parent.st_ino:
+        return True
+    try:
+        text = MOUNTINFO.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        return False
+    return any(mount.mount_point == real for mount in parse_mountinfo(text))
+
+
 def watch_mode_for(path: Path, requested: str) -> str:
     """'events' or 'poll' for a folder whose configured ``watch`` is auto, events or poll."""
     if requested in ("events", "poll"):
