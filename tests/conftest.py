@@ -6,6 +6,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +58,15 @@ def hot(tmp_path: Path) -> dict[str, Path]:
 
 def open_fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A MattingEngine on the stand-in graph (a test fixture with BSHM's contract, not BSHM)."""
+    from bshmd.engine import MattingEngine
+    from bshmd.testing.standin import write_standin_graph
+
+    graph = write_standin_graph(tmp_path_factory.mktemp("standin") / "tf_graph.pb")
+    matting = MattingEngine(graph)
+    yield matting
+    matting.close()

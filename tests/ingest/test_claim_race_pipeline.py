@@ -7,12 +7,10 @@ fixture with the model's contract, not the model).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from bshmd.config import Config, parse_config
@@ -20,17 +18,6 @@ from bshmd.ingest.claims import ClaimStore, claim_name
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from bshmd.engine import MattingEngine
-    from bshmd.testing.standin import write_standin_graph
-
-    graph = write_standin_graph(tmp_path_factory.mktemp("standin") / "tf_graph.pb")
-    matting = MattingEngine(graph)
-    yield matting
-    matting.close()
 
 
 def make_config(hot: dict[str, Path]) -> Config:

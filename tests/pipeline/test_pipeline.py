@@ -21,17 +21,6 @@ from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from bshmd.engine import MattingEngine
-    from bshmd.testing.standin import write_standin_graph
-
-    graph = write_standin_graph(tmp_path_factory.mktemp("standin") / "tf_graph.pb")
-    matting = MattingEngine(graph)
-    yield matting
-    matting.close()
-
-
 class RecordingClaim:
     """The Claim protocol, recording what the pipeline did with it."""
 

@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +26,9 @@ from bshmd.pipeline.pipeline import Pipeline
 from bshmd.pipeline.retry import RETRY_IN, RetryBackoff
 from bshmd.records import FileKey, Job
 from bshmd.service.health import ServiceState
+from tests.waiting import wait_until
 
 BASE = 0.2  # seconds: the first retry delay in these tests (5 s in service)
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from bshmd.engine import MattingEngine
-    from bshmd.testing.standin import write_standin_graph
-
-    graph = write_standin_graph(tmp_path_factory.mktemp("standin") / "tf_graph.pb")
-    matting = MattingEngine(graph)
-    yield matting
-    matting.close()
 
 
 def make_config(root: Path, output: str = "out", **pipeline: float) -> Config:
@@ -60,14 +49,6 @@ def photo(seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "JPEG", quality=95)
     return buffer.getvalue()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def backing_off(pipeline: Pipeline, reason: str) -> float | None:

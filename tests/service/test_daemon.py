@@ -10,10 +10,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from daemonproc import DaemonProcess, folder, wait_until, write_config
+from daemonproc import DaemonProcess, folder, write_config
 from PIL import Image
 
 from bshmd.testing.standin import write_standin_graph
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

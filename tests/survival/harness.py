@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from tests.waiting import wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 TMP_MARK = ".bshmd-tmp"
 CUTOUT = ".cutout.png"
@@ -239,17 +241,6 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "a condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
 
 
 class NotifyListener:
