@@ -185,6 +185,7 @@ class PipelineConfig(Section):
     queue_size: Annotated[int, Field(ge=1, le=4096)] = 16
     decode_timeout_seconds: Seconds = 60.0
     write_timeout_seconds: Seconds = 60.0
+    worker_niceness: Annotated[int, Field(ge=0, le=19)] = 5  # decode/write threads yield to inference
     # A file given back because its quarantine or output folder fails waits this long before
     # its next attempt, doubling per failure in a row up to retry_max_seconds.
     retry_base_seconds: Seconds = 5.0

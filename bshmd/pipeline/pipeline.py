@@ -175,13 +175,16 @@ class Pipeline:
         for reason in BACK_OFF_REASONS:
             self.metrics.files_backing_off.labels(reason).set_function(
                 lambda reason=reason: self.retry_backoff.count(reason))
+        # Decoding and encoding yield the CPU to the thread that feeds the model: when they
+        # compete for cores, inference (the costly, single-threaded stage) must not wait.
+        niceness = self._config.pipeline.worker_niceness
         for i in range(self._decode_workers):
-            runner = TimedRunner(f"bshmd-decode-{i}")
+            runner = TimedRunner(f"bshmd-decode-{i}", niceness=niceness)
             self._runners.append(runner)
             self._decode_threads.append(self._spawn(f"bshmd-decode-{i}", self._decode_loop, runner))
         self._infer_thread = self._spawn("bshmd-infer", self._infer_loop)
         for i in range(self._write_workers):
-            runner = TimedRunner(f"bshmd-write-{i}")
+            runner = TimedRunner(f"bshmd-write-{i}", niceness=niceness)
             self._runners.append(runner)
             self._write_threads.append(self._spawn(f"bshmd-write-{i}", self._write_loop, runner))
 

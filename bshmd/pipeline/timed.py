@@ -13,6 +13,7 @@ interpreter exit: one stuck read would hang the process's shutdown.
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -29,9 +30,24 @@ class StageTimeout(Exception):
     """The call did not finish within its time limit; its worker was abandoned."""
 
 
+def lower_own_priority(niceness: int) -> None:
+    """Raise the calling thread's nice value by ``niceness`` (Linux keeps one per thread).
+
+    Best effort: where the platform has no per-thread priority the thread runs as it is.
+    """
+    if niceness <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+    except (AttributeError, OSError):
+        pass
+
+
 class _Worker:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, niceness: int) -> None:
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._niceness = niceness
         # Daemon: an abandoned worker stuck in a read must not keep the process alive.
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
@@ -46,6 +62,7 @@ class _Worker:
         self._inbox.put(_EXIT)
 
     def _run(self) -> None:
+        lower_own_priority(self._niceness)
         while True:
             task = self._inbox.get()
             if task is _EXIT:
@@ -62,14 +79,15 @@ class _Worker:
 class TimedRunner:
     """Owned by one stage thread: ``call(fn, timeout)`` runs ``fn`` on a replaceable worker."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, niceness: int = 0) -> None:
         self._name = name
+        self._niceness = niceness
         self._generation = itertools.count()
         self._worker = self._new_worker()
         self.abandoned: list[threading.Thread] = []
 
     def _new_worker(self) -> _Worker:
-        return _Worker(f"{self._name}-w{next(self._generation)}")
+        return _Worker(f"{self._name}-w{next(self._generation)}", self._niceness)
 
     def call(self, fn: Callable[[], R], timeout: float) -> R:
         future = self._worker.submit(fn)
