@@ -29,19 +29,6 @@ import time
 from pathlib import Path
 
 
-def portrait(width: int, height: int, seed: int):  # noqa: ANN201 - numpy array
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    image = np.empty((height, width, 3), np.float32)
-    image[:] = (225, 228, 222)
-    yy, xx = np.mgrid[0:height, 0:width]
-    inside = ((xx - width / 2) / (width * 0.28)) ** 2 + ((yy - height * 0.55) / (height * 0.4)) ** 2 <= 1
-    image[inside] = (90 + seed % 50, 60, 50)
-    image += rng.normal(0, 6, image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
 def per_image(fn, repeats: int) -> float:  # noqa: ANN001
     fn()  # warm
     started = time.perf_counter()
@@ -71,6 +58,7 @@ def main() -> None:
     from bshmd.pipeline.outputs import output_paths, render_outputs, write_outputs
     from bshmd.pipeline.pipeline import Pipeline
     from bshmd.records import FileKey, Job
+    from bshmd.testing.images import synthetic_portrait
     from bshmd.testing.standin import write_standin_graph
 
     work = Path(tempfile.mkdtemp(prefix="bshmd-bench-"))
@@ -80,7 +68,7 @@ def main() -> None:
         paths = []
         for i in range(args.images):
             path = src / f"{i:04}.jpg"
-            Image.fromarray(portrait(width, height, i)).save(path, quality=92)
+            Image.fromarray(synthetic_portrait(width, height, i, noise=6.0)).save(path, quality=92)
             paths.append(path)
 
         def config_for(out: Path):  # noqa: ANN202

@@ -19,6 +19,7 @@ from bshmd.metrics import Metrics
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
+from bshmd.testing.images import synthetic_portrait
 
 
 class RecordingClaim:
@@ -39,18 +40,6 @@ class RecordingClaim:
     def verify(self) -> None:
         with self.lock:
             self.calls.append("verify")
-
-
-def portrait(width: int, height: int, seed: int = 0) -> np.ndarray:
-    """A light backdrop with a darker 'person' (an ellipse) in the middle, with a little noise."""
-    rng = np.random.default_rng(seed)
-    image = np.empty((height, width, 3), np.float32)
-    image[:] = (225, 228, 222)
-    yy, xx = np.mgrid[0:height, 0:width]
-    inside = ((xx - width / 2) / (width * 0.28)) ** 2 + ((yy - height * 0.55) / (height * 0.4)) ** 2 <= 1
-    image[inside] = (90 + seed % 50, 60, 50)
-    image += rng.normal(0, 2, image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def save(path: Path, rgb: np.ndarray, fmt: str | None = None) -> Path:
@@ -129,8 +118,8 @@ def test_results_match_the_engine_exactly_in_every_format(tmp_path: Path, run_pi
         "formats": ["cutout", "alpha", "composite", "webp"], "composite_format": "png",
         "background": "#2050a0", "webp_quality": 100})
     folder = config.folders[0]
-    sources = [save(folder.input / "one.jpg", portrait(320, 240, 1)),
-               save(folder.input / "sub" / "two.png", portrait(200, 300, 2))]
+    sources = [save(folder.input / "one.jpg", synthetic_portrait(320, 240, 1)),
+               save(folder.input / "sub" / "two.png", synthetic_portrait(200, 300, 2))]
     results = Results()
     caplog.set_level(logging.INFO, logger="bshmd.pipeline")
     pipeline = run_pipeline(config, on_done=results)
@@ -184,8 +173,8 @@ def test_each_folder_gets_its_own_output_profile(tmp_path: Path, run_pipeline) -
         folder_pair(tmp_path, "web", outputs={"formats": ["cutout"]}),
     ])
     shop, web = config.folders
-    a = save(shop.input / "a.jpg", portrait(300, 200, 3))
-    b = save(web.input / "b.jpg", portrait(300, 200, 4))
+    a = save(shop.input / "a.jpg", synthetic_portrait(300, 200, 3))
+    b = save(web.input / "b.jpg", synthetic_portrait(300, 200, 4))
     pipeline = run_pipeline(config)
     assert pipeline.submit(job_for(config, a, 0))
     assert pipeline.submit(job_for(config, b, 1))
@@ -206,7 +195,7 @@ def test_on_success_keep_move_delete(tmp_path: Path, run_pipeline) -> None:
         folder_pair(tmp_path, "move", on_success="move"),
         folder_pair(tmp_path, "delete", on_success="delete"),
     ])
-    paths = [save(folder.input / "deep" / "x.jpg", portrait(160, 160, i))
+    paths = [save(folder.input / "deep" / "x.jpg", synthetic_portrait(160, 160, i))
              for i, folder in enumerate(config.folders)]
     pipeline = run_pipeline(config)
     for index, path in enumerate(paths):
@@ -227,10 +216,10 @@ def test_on_success_keep_move_delete(tmp_path: Path, run_pipeline) -> None:
 def test_rejected_inputs_are_quarantined_with_their_reason(tmp_path: Path, run_pipeline) -> None:
     config = make_config(tmp_path, [folder_pair(tmp_path, "a")])
     folder = config.folders[0]
-    good = save(folder.input / "good.jpg", portrait(200, 200, 5))
+    good = save(folder.input / "good.jpg", synthetic_portrait(200, 200, 5))
     broken = folder.input / "broken.jpg"
     broken.write_bytes(good.read_bytes()[:600])  # a half-copied JPEG
-    tiny = save(folder.input / "tiny.png", portrait(20, 20, 6))
+    tiny = save(folder.input / "tiny.png", synthetic_portrait(20, 20, 6))
     empty = save(folder.input / "empty.png", np.full((200, 200, 3), 200, np.uint8))  # nobody in it
     results = Results()
     claims = {path: RecordingClaim() for path in (good, broken, tiny, empty)}
@@ -255,7 +244,7 @@ def test_a_missing_output_folder_releases_the_input_instead_of_quarantining_it(t
     pair = folder_pair(tmp_path, "a")
     pair["output"] = "unmounted-share/out"
     config = make_config(tmp_path, [pair])
-    source = save(config.folders[0].input / "x.jpg", portrait(128, 128, 9))
+    source = save(config.folders[0].input / "x.jpg", synthetic_portrait(128, 128, 9))
     claim = RecordingClaim()
     pipeline = run_pipeline(config)
     assert pipeline.submit(job_for(config, source, claim=claim))
@@ -279,8 +268,8 @@ def test_a_stalled_decode_is_quarantined_while_others_flow(tmp_path: Path, run_p
             unblock.wait(60)
         return decode_image(path, **limits)
 
-    stalled = save(folder.input / "stall.jpg", portrait(120, 120, 7))
-    others = [save(folder.input / f"ok{i}.jpg", portrait(120, 120, i)) for i in range(3)]
+    stalled = save(folder.input / "stall.jpg", synthetic_portrait(120, 120, 7))
+    others = [save(folder.input / f"ok{i}.jpg", synthetic_portrait(120, 120, i)) for i in range(3)]
     results = Results()
     pipeline = run_pipeline(config, on_done=results, decoder=decoder)
     try:
@@ -308,7 +297,7 @@ def test_writes_failing_with_disk_full_keep_the_input_and_release_the_claim(tmp_
         (small / "out").mkdir()
         config = make_config(tmp_path, [pair])
         folder = config.folders[0]
-        source = save(folder.input / "big.png", portrait(600, 400, 8))  # 600×400×4 uncompressed > 256 KiB
+        source = save(folder.input / "big.png", synthetic_portrait(600, 400, 8))  # 600×400×4 uncompressed > 256 KiB
         claim = RecordingClaim()
         results = Results()
         pipeline = run_pipeline(config, on_done=results)
@@ -333,7 +322,7 @@ def test_a_slow_writer_holds_back_submit_and_bounds_memory(tmp_path: Path, run_p
     config = make_config(tmp_path, [folder_pair(tmp_path, "a")],
                          pipeline={"queue_size": 3}, batch={"max_size": 2, "max_wait_ms": 20})
     folder = config.folders[0]
-    paths = [save(folder.input / f"{i:02}.png", portrait(96, 96, i)) for i in range(12)]
+    paths = [save(folder.input / f"{i:02}.png", synthetic_portrait(96, 96, i)) for i in range(12)]
     writer_may_go = threading.Event()
     high_water = []
 
@@ -379,7 +368,7 @@ def test_stop_finishes_work_in_flight_and_releases_unstarted_claims(tmp_path: Pa
             let_go.wait(60)
         return decode_image(path, **limits)
 
-    paths = [save(folder.input / f"{i:02}.jpg", portrait(128, 128, i)) for i in range(5)]
+    paths = [save(folder.input / f"{i:02}.jpg", synthetic_portrait(128, 128, i)) for i in range(5)]
     claims = [RecordingClaim() for _ in paths]
     pipeline = Pipeline(config, engine, instance_id="test-1", decoder=decoder)
     pipeline.start()
@@ -406,12 +395,12 @@ def test_new_configuration_applies_to_files_decoded_afterwards(tmp_path: Path, r
     config = make_config(tmp_path, [folder_pair(tmp_path, "a")])
     folder = config.folders[0]
     pipeline = run_pipeline(config, metrics=Metrics())
-    first = save(folder.input / "first.jpg", portrait(128, 128, 1))
+    first = save(folder.input / "first.jpg", synthetic_portrait(128, 128, 1))
     assert pipeline.submit(job_for(config, first))
     assert pipeline.wait_idle(60)
     reloaded = make_config(tmp_path, [folder_pair(tmp_path, "a", outputs={"formats": ["alpha"]})])
     pipeline.update_config(reloaded)
-    second = save(folder.input / "second.jpg", portrait(128, 128, 2))
+    second = save(folder.input / "second.jpg", synthetic_portrait(128, 128, 2))
     assert pipeline.submit(job_for(config, second))  # a job still carrying the old folder object
     assert pipeline.wait_idle(60)
     assert sorted(p.name for p in folder.output.iterdir()) == ["first.jpg.cutout.png", "second.jpg.alpha.png"]
