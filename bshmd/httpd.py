@@ -27,6 +27,15 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+def check_exposure(host: str, token: str | None) -> None:
+    """Refuse to serve beyond this host without a token: the pages served can act on files."""
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"http.host = {host!r}: listens beyond this host but http.token is not set; "
+            "expected a token of at least 16 characters, or host 127.0.0.1"
+        )
+
+
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # a slow client or an open browser tab never holds up the shutdown
     allow_reuse_address = True

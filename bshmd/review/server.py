@@ -14,21 +14,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bshmd.config import Config
-from bshmd.errors import EXIT_OK, ConfigError
-from bshmd.httpd import HttpServer, WSGIApp, is_loopback
+from bshmd.errors import EXIT_OK
+from bshmd.httpd import HttpServer, WSGIApp, check_exposure
 
 log = logging.getLogger("bshmd.review")
 
 MOUNT = "/review"
-
-
-def check_exposure(host: str, token: str | None) -> None:
-    """The page moves files: beyond this host, only with a token."""
-    if not is_loopback(host) and not token:
-        raise ConfigError(
-            f"review: host {host!r} listens beyond this host but http.token is not set; "
-            "expected a token of at least 16 characters, or host 127.0.0.1"
-        )
 
 
 class Mounted:

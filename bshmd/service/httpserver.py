@@ -16,9 +16,9 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from bshmd import httpd
 from bshmd.config import HttpConfig
-from bshmd.errors import ConfigError
-from bshmd.httpd import WSGIApp, is_loopback
+from bshmd.httpd import WSGIApp
 from bshmd.service.health import ServiceState
 
 log = logging.getLogger(__name__)
@@ -26,15 +26,10 @@ log = logging.getLogger(__name__)
 Mount = tuple[str, WSGIApp]
 
 
-
-
 def check_exposure(config: HttpConfig) -> None:
     """Refuse to serve beyond this host without a token: mounted pages can act on files."""
-    if config.enabled and not is_loopback(config.host) and not config.token:
-        raise ConfigError(
-            f"http.host = {config.host!r}: listens beyond this host but http.token is not set; "
-            "expected a token of at least 16 characters, or host 127.0.0.1"
-        )
+    if config.enabled:
+        httpd.check_exposure(config.host, config.token)
 
 
 class ServiceApp:
