@@ -188,6 +188,12 @@ class Pipeline:
             self._runners.append(runner)
             self._write_threads.append(self._spawn(f"bshmd-write-{i}", self._write_loop, runner))
 
+    def _timed_out(self, stage: str, doing: str, timeout: float) -> InputRejected:
+        """The rejection for a file whose ``stage`` outlived its time limit (its worker is abandoned)."""
+        self.metrics.stage_timeouts.labels(stage).inc()
+        return InputRejected(f"{stage}_timeout", f"{doing} took longer than {timeout:g}s",
+                             {"timeout_seconds": timeout})
+
     @staticmethod
     def _spawn(name: str, target: Callable[..., None], *args: Any) -> threading.Thread:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -394,9 +400,7 @@ class Pipeline:
             if not work.accepted:
                 check_input(work.rgb, config.gate_for(folder))
         except StageTimeout:
-            self.metrics.stage_timeouts.labels("decode").inc()
-            work.rejection = InputRejected("decode_timeout", f"decoding took longer than {timeout:g}s",
-                                           {"timeout_seconds": timeout})
+            work.rejection = self._timed_out("decode", "decoding", timeout)
         except InputRejected as exc:
             work.rejection = exc
         except Exception as exc:
@@ -524,9 +528,7 @@ class Pipeline:
                 runner.call(lambda: self._write_results(work), timeout)
             except StageTimeout:
                 work.cancelled = True
-                self.metrics.stage_timeouts.labels("write").inc()
-                work.rejection = InputRejected("write_timeout", f"writing results took longer than {timeout:g}s",
-                                               {"timeout_seconds": timeout})
+                work.rejection = self._timed_out("write", "writing results", timeout)
             except InputRejected as exc:
                 work.rejection = exc
             except _OutputUnwritable as exc:
