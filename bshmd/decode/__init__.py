@@ -1,0 +1,1 @@
+"""Input formats beyond what Pillow opens by itself (camera RAW, HEIC), each in its own module."""

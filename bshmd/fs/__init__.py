@@ -1,0 +1,1 @@
+"""File-system primitives every layer above may use: safe moves, scanning, mount facts."""
