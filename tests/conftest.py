@@ -10,25 +10,24 @@ from typing import Any
 
 import pytest
 
+from tests.testdata import MODELS, PHOTOS
+
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-
-
-def _needs_shared(sub: str) -> Path:
-    path = SHARED / sub
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the shared test material is not beside this checkout")
-    return path
 
 
 @pytest.fixture
 def shared_testdata() -> Path:
-    return _needs_shared("testdata")
+    """tests/data/photos: the real photographs (tests/data/LICENSES.md).
+
+    The name is from when this material lived beside the checkout in ../shared.
+    """
+    return PHOTOS
 
 
 @pytest.fixture
 def shared_models() -> Path:
-    return _needs_shared("models")
+    """tests/data/models: the small real segmentation network (MediaPipe selfie segmentation)."""
+    return MODELS
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bshmd.config import Config, FolderConfig, parse_config
+from tests.testdata import PORTRAIT, PORTRAIT_MATTE
 
 
 def build_config(hot: dict[str, Path], **overrides: object) -> Config:
@@ -34,17 +35,18 @@ def folder(config: Config) -> FolderConfig:
 
 
 @pytest.fixture
-def studio_png(shared_testdata: Path) -> Path:
-    return shared_testdata / "portrait-studio.png"
+def studio_png() -> Path:
+    """A real portrait, 512×600 RGBA PNG (tests/data/LICENSES.md; the name is from an earlier photo)."""
+    return PORTRAIT
 
 
 @pytest.fixture
-def studio_matte(shared_testdata: Path):  # noqa: ANN201 - numpy array
-    """The real BSHM model's matte of portrait-studio.png (uint8 H×W)."""
+def studio_matte():  # noqa: ANN201 - numpy array
+    """A real network's matte of studio_png (MediaPipe selfie segmentation, uint8 H×W): not BSHM's."""
     import numpy as np
     from PIL import Image
 
-    with Image.open(shared_testdata / "portrait-studio.bshm-alpha.png") as image:
+    with Image.open(PORTRAIT_MATTE) as image:
         return np.asarray(image.convert("L"), dtype=np.uint8).copy()
 
 
