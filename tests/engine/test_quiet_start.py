@@ -1,0 +1,90 @@
+"""TensorFlow starts quietly: no C++/absl lines on stderr at the default level, all of them at DEBUG."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from bshmd.engine import tf as tf_module
+
+# absl's line prefix, its pre-initialisation notice, and words TensorFlow's start-up lines use.
+TF_NOISE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN|cuda|cpu_feature_guard|TensorFlow binary",
+                      re.IGNORECASE | re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from bshmd.testing.images import synthetic_portrait
+    from bshmd.testing.standin import write_standin_graph
+
+    root = tmp_path_factory.mktemp("quiet")
+    model = root / "model"
+    write_standin_graph(model)
+    src = root / "in"
+    src.mkdir()
+    Image.fromarray(synthetic_portrait(96, 128)).save(src / "a.png")
+    return model, src
+
+
+def process(model: Path, src: Path, dst: Path, *config: str) -> subprocess.CompletedProcess[str]:
+    settings = dst.parent / f"{dst.name}.yaml"
+    settings.write_text("gate:\n  enabled: false\n" + "".join(config))
+    return subprocess.run([sys.executable, "-m", "bshmd", "process", str(src), str(dst), "--model", str(model),
+                           "-c", str(settings), "--no-progress"],
+                          capture_output=True, text=True, timeout=180, env=_env())
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the operator's own setting would win
+    return env
+
+
+@pytest.mark.slow
+def test_process_prints_no_tensorflow_lines_at_the_default_level(photos: tuple[Path, Path], tmp_path: Path) -> None:
+    model, src = photos
+    result = process(model, src, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "a.png.cutout.png").is_file()
+    assert not TF_NOISE.search(result.stderr), result.stderr
+    assert not TF_NOISE.search(result.stdout), result.stdout
+
+
+@pytest.mark.slow
+def test_debug_level_lets_tensorflow_log_its_start(photos: tuple[Path, Path], tmp_path: Path) -> None:
+    model, src = photos
+    result = process(model, src, tmp_path / "out", "logging:\n  level: DEBUG\n")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^I\d{4} .*\] ", result.stderr, re.MULTILINE), result.stderr  # TensorFlow's INFO lines
+
+
+def test_filter_keeps_warnings_drops_info_and_says_cuda_is_missing_once(capfd: pytest.CaptureFixture[str],
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    lines = [
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        b"I0000 00:00:1796109206.067390   19915 port.cc:153] oneDNN custom operations are on.",
+        b"I0000 00:00:1796109206.074830   19915 cudart_stub.cc:31] Could not find cuda drivers on your machine.",
+        b"I0000 00:00:1796109206.09   19915 cpu_feature_guard.cc:227] This TensorFlow binary is optimized",
+        b"To enable the following instructions: AVX2 FMA, rebuild TensorFlow with the appropriate flags.",
+        b"E0000 00:00:1796109210.015741   19915 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)",
+        b"W1201 07:21:09.000001   19915 gpu_device.cc:2344] Cannot dlopen some GPU libraries.",
+        b"Traceback (most recent call last):",
+        b"E1201 07:21:09.000002   19915 op_kernel.cc:1818] OP_REQUIRES failed",
+    ]
+    with caplog.at_level(logging.INFO, logger="bshmd.engine"):
+        tf_module._pass_on(lines)
+    err = capfd.readouterr().err
+    assert err.splitlines() == [
+        "W1201 07:21:09.000001   19915 gpu_device.cc:2344] Cannot dlopen some GPU libraries.",
+        "Traceback (most recent call last):",
+        "E1201 07:21:09.000002   19915 op_kernel.cc:1818] OP_REQUIRES failed",
+    ]
+    assert [r.getMessage() for r in caplog.records] == ["no CUDA driver found: TensorFlow runs on the CPU"]
