@@ -52,6 +52,11 @@ def resolve_model_dir(model_cfg: ModelConfig, fetch: bool) -> Path:
     return _from_modelscope(model_cfg, local_files_only=False)
 
 
+def cached_model_dir(model_cfg: ModelConfig) -> Path:
+    """The model's folder in ModelScope's cache; ModelFetchError when it is not there. Never downloads."""
+    return _from_modelscope(model_cfg, local_files_only=True)
+
+
 def _manual_hint(model_cfg: ModelConfig) -> str:
     return (
         f"without network access, download {model_cfg.id} on a host that has it "
