@@ -74,8 +74,10 @@ def check_config(config_file: Path | None) -> None:
 def run(config_file: Path | None) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     from bshmd.service.daemon import run_daemon
+    from bshmd.service.firstrun import announce_folders
 
     config = _load(config_file)
+    announce_folders(config, click.echo)
     sys.exit(run_daemon(config))
 
 
