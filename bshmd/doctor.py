@@ -85,7 +85,12 @@ def run_checks(config_file: Path, host: Host | None = None, *, tensorflow: bool 
         return [Check("FAIL", "config", str(exc), "correct the key named above, then run `bshmd check-config`")]
     checks = [Check("OK", "config", f"{config.source} is valid")]
     mounts = host.mounts()
-    account = ServiceUser.named(host.user)
+    try:
+        account = ServiceUser.named(host.user)
+    except KeyError:
+        checks.append(Check("FAIL", "service user", f"{host.user} does not exist on this host",
+                            "create it (useradd --system bshmd) or name the account the service runs as"))
+        account = ServiceUser.named(None)
     checks += model_checks(config)
     if tensorflow:
         checks += tensorflow_checks(config)

@@ -220,3 +220,8 @@ def test_nearly_full_output_disk_fails(tmp_path: Path, graph: Path, mounted: lis
 def test_a_clock_before_2025_fails() -> None:
     assert clock_check(now=86400 * 365 * 30).status == "FAIL"  # 1999
     assert clock_check().status in ("OK", "WARN")
+
+
+def test_an_unknown_service_user_fails(tmp_path: Path, graph: Path) -> None:
+    checks = checks_for(write_setup(tmp_path, graph), user="no-such-user-here")
+    assert "does not exist" in finding(checks, "FAIL", "service user").detail
