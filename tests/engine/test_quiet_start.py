@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import logging
+import io
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -66,8 +67,7 @@ def test_debug_level_lets_tensorflow_log_its_start(photos: tuple[Path, Path], tm
     assert re.search(r"^I\d{4} .*\] ", result.stderr, re.MULTILINE), result.stderr  # TensorFlow's INFO lines
 
 
-def test_filter_keeps_warnings_drops_info_and_says_cuda_is_missing_once(capfd: pytest.CaptureFixture[str],
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_filter_keeps_warnings_and_foreign_lines_drops_info_and_notes_a_missing_driver() -> None:
     lines = [
         b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
         b"I0000 00:00:1796109206.067390   19915 port.cc:153] oneDNN custom operations are on.",
@@ -77,14 +77,33 @@ def test_filter_keeps_warnings_drops_info_and_says_cuda_is_missing_once(capfd: p
         b"E0000 00:00:1796109210.015741   19915 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)",
         b"W1201 07:21:09.000001   19915 gpu_device.cc:2344] Cannot dlopen some GPU libraries.",
         b"Traceback (most recent call last):",
+        b"2026-12-01 07:21:09,001 INFO    bshmd.service: http: serving on http://127.0.0.1:9464",
         b"E1201 07:21:09.000002   19915 op_kernel.cc:1818] OP_REQUIRES failed",
     ]
-    with caplog.at_level(logging.INFO, logger="bshmd.engine"):
-        tf_module._pass_on(lines)
-    err = capfd.readouterr().err
-    assert err.splitlines() == [
+    sink = io.BytesIO()
+    status = tf_module.filter_stream(io.BytesIO(b"\n".join(lines) + b"\n"), sink)
+    assert sink.getvalue().decode().splitlines() == [
         "W1201 07:21:09.000001   19915 gpu_device.cc:2344] Cannot dlopen some GPU libraries.",
         "Traceback (most recent call last):",
+        "2026-12-01 07:21:09,001 INFO    bshmd.service: http: serving on http://127.0.0.1:9464",
         "E1201 07:21:09.000002   19915 op_kernel.cc:1818] OP_REQUIRES failed",
     ]
-    assert [r.getMessage() for r in caplog.records] == ["no CUDA driver found: TensorFlow runs on the CPU"]
+    assert status == tf_module._SAW_NO_CUDA
+    assert tf_module.filter_stream(io.BytesIO(lines[1] + b"\n"), io.BytesIO()) == 0
+
+
+def test_what_tensorflow_prints_before_aborting_the_import_still_reaches_stderr() -> None:
+    # A CPU without the instructions TensorFlow was built for: a fatal line, then abort().
+    code = (
+        "import os\n"
+        "from bshmd.engine.tf import _FilteredStderr\n"
+        "with _FilteredStderr():\n"
+        "    os.write(2, b'I0000 00:00:1.5   7 port.cc:1] oneDNN custom operations are on.\\n')\n"
+        "    os.write(2, b'F0000 00:00:1.6   7 cpu_feature_guard.cc:9] The TensorFlow library was compiled to use AVX\\n')\n"
+        "    os.abort()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert result.returncode == -signal.SIGABRT
+    # The filter outlives the aborted process and holds the pipe until it has passed everything on.
+    assert b"compiled to use AVX" in result.stderr
+    assert b"oneDNN" not in result.stderr
