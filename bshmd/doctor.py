@@ -267,6 +267,9 @@ def folder_checks(config: Config, folder: FolderConfig, user: ServiceUser, host:
     checks = []
     for role, path, want in roles:
         name = f"{role} {path}"
+        if not path.exists() and config.create_folders:
+            checks.append(Check("OK", name, "does not exist yet: `bshmd run` creates it (create_folders: true)"))
+            continue
         if not path.is_dir():
             what = "is not a folder" if path.exists() else "does not exist"
             checks.append(Check("FAIL", name, what,

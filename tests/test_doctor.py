@@ -225,3 +225,11 @@ def test_a_clock_before_2025_fails() -> None:
 def test_an_unknown_service_user_fails(tmp_path: Path, graph: Path) -> None:
     checks = checks_for(write_setup(tmp_path, graph), user="no-such-user-here")
     assert "does not exist" in finding(checks, "FAIL", "service user").detail
+
+
+def test_missing_folders_are_fine_when_the_daemon_creates_them(tmp_path: Path, graph: Path) -> None:
+    config = write_setup(tmp_path, graph, extra="create_folders: true\n")
+    (tmp_path / "in").rmdir()
+    checks = checks_for(config)
+    assert "creates it" in finding(checks, "OK", "input").detail
+    assert not (tmp_path / "in").exists()  # the doctor itself creates nothing
