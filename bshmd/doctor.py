@@ -22,7 +22,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -293,7 +293,7 @@ def folder_checks(config: Config, folder: FolderConfig, user: ServiceUser, host:
             detail += f", {watch}"
         checks.append(Check("OK", name, detail))
         if role == "input" and mount is not None and is_network_fs(mount.fs_type):
-            checks.append(attribute_cache_check(config, path, mount, host.mount_options(mount)))
+            checks.append(attribute_cache_check(config, folder, mount, host.mount_options(mount)))
     return checks
 
 
@@ -318,24 +318,27 @@ ATTRIBUTE_CACHE_OPTIONS = ("actimeo", "acregmax", "acdirmax")
 NFS_DEFAULT_ACREGMAX = 60.0
 
 
-def attribute_cache_check(config: Config, path: Path, mount: Mount, options: dict[str, str]) -> Check:
-    """A client may show a file's old size and mtime for the attribute-cache time: settle must outlast it."""
+def attribute_cache_check(config: Config, folder: FolderConfig, mount: Mount, options: dict[str, str]) -> Check:
+    """A client may show a file's old size and mtime for the attribute-cache time: settling must outlast it."""
     cached = None
     for key in ATTRIBUTE_CACHE_OPTIONS:
         if key in options:
             cached = max(cached or 0.0, float(options[key]))
     if cached is None and mount.fs_type.startswith("nfs"):
         cached = NFS_DEFAULT_ACREGMAX
-    name = f"attribute cache {path}"
+    name = f"attribute cache {folder.input}"
     if cached is None:
         return Check("OK", name, f"{mount.fs_type}: no attribute-cache time in its mount options")
+    found = f"{mount.fs_type} caches attributes up to {cached:g} s"
+    # Where folders have attribute_cache_seconds, settling waits for the cache on top of
+    # settle_seconds by itself; only without it must settle_seconds outlast the cache.
+    if "attribute_cache_seconds" in type(folder).model_fields:
+        return Check("OK", name, f"{found}; settling waits that long on top of settle_seconds")
     if cached >= config.settle_seconds:
-        return Check("WARN", name, f"{mount.fs_type} caches attributes up to {cached:g} s, "
-                                   f"longer than settle_seconds ({config.settle_seconds:g} s): a copy in "
-                                   "progress can look finished",
+        return Check("WARN", name, f"{found}, longer than settle_seconds ({config.settle_seconds:g} s): "
+                                   "a copy in progress can look finished",
                      f"mount with actimeo=1 (or lower), or raise settle_seconds above {cached:g}")
-    return Check("OK", name, f"{mount.fs_type} caches attributes up to {cached:g} s, "
-                             f"less than settle_seconds ({config.settle_seconds:g} s)")
+    return Check("OK", name, f"{found}, less than settle_seconds ({config.settle_seconds:g} s)")
 
 
 def space_checks(config: Config) -> list[Check]:
@@ -490,5 +493,5 @@ def _ntp_synchronised() -> bool | None:
     return {"yes": True, "no": False}.get(value) if out.returncode == 0 else None
 
 
-def exit_status(checks: Iterator[Check] | list[Check]) -> int:
+def exit_status(checks: list[Check]) -> int:
     return 1 if any(c.status == "FAIL" for c in checks) else 0

@@ -233,3 +233,17 @@ def test_missing_folders_are_fine_when_the_daemon_creates_them(tmp_path: Path, g
     checks = checks_for(config)
     assert "creates it" in finding(checks, "OK", "input").detail
     assert not (tmp_path / "in").exists()  # the doctor itself creates nothing
+
+
+def test_an_nfs_attribute_cache_longer_than_settling_warns(tmp_path: Path, graph: Path) -> None:
+    config = write_setup(tmp_path, graph)
+    # The mount table as the doctor reads it, with the input folder on an NFS share.
+    table = tmp_path / "mountinfo"
+    real = Path("/proc/self/mountinfo").read_text()
+    table.write_text(real + f"999 1 0:99 / {tmp_path / 'in'} rw,relatime shared:99 - nfs4 nas:/hot "
+                            "rw,vers=4.2,acregmin=3,acregmax=30,hard\n")
+    checks = checks_for(config, mountinfo=table)
+    assert "polled" in finding(checks, "OK", "input").detail and "nfs4" in finding(checks, "OK", "input").detail
+    warning = finding(checks, "WARN", "attribute cache")
+    assert "nfs4 caches attributes up to 30 s, longer than settle_seconds (2 s)" in warning.detail
+    assert "actimeo=1" in rendered_line(checks, "WARN", "attribute cache")
