@@ -19,7 +19,10 @@ REPO = Path(__file__).resolve().parent.parent
 def shared_testdata() -> Path:
     """tests/data/photos: the real photographs (tests/data/LICENSES.md).
 
-    The name is from when this material lived beside the checkout in ../shared.
+    The name is from when this material lived beside the checkout in ../shared. The studio
+    portrait and its BSHM matte did not come along (no licence could be established): a test
+    that wants a real portrait and a real matte of it takes ``studio_png`` and ``studio_matte``
+    (tests/pipeline/conftest.py), or tests.testdata.PORTRAIT and PORTRAIT_MATTE.
     """
     return PHOTOS
 

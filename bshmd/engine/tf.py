@@ -74,13 +74,22 @@ class _FilteredStderr:
     def __enter__(self) -> _FilteredStderr:
         sys.stderr.flush()
         self._saved = os.dup(2)
-        self._child = subprocess.Popen([sys.executable, "-c", _FILTER], stdin=subprocess.PIPE,
-                                       stdout=self._saved, env={**os.environ, "PYTHONPATH": _search_path()})
+        try:
+            self._child: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [sys.executable, "-c", _FILTER], stdin=subprocess.PIPE, stdout=self._saved,
+                env={**os.environ, "PYTHONPATH": _search_path()})
+        except OSError as exc:  # noise is better than not starting at all
+            log.debug("cannot start the stderr filter (%s): TensorFlow logs unfiltered", exc)
+            self._child = None
+            return self
         assert self._child.stdin is not None
         os.dup2(self._child.stdin.fileno(), 2)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._child is None:
+            os.close(self._saved)
+            return
         sys.stderr.flush()
         os.dup2(self._saved, 2)
         os.close(self._saved)
