@@ -61,7 +61,7 @@ def import_tf() -> ModuleType:
 
                     tf.config.list_physical_devices()  # enumeration is where cuInit fails
                 if filtered.saw_no_cuda:
-                    log.info("no CUDA driver found: TensorFlow runs on the CPU")
+                    log.info("no CUDA GPU (no NVIDIA driver, or no device visible): TensorFlow runs on the CPU")
             _tf = tf
         return _tf
 

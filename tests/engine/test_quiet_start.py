@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import re
 import signal
@@ -107,3 +108,21 @@ def test_what_tensorflow_prints_before_aborting_the_import_still_reaches_stderr(
     # The filter outlives the aborted process and holds the pipe until it has passed everything on.
     assert b"compiled to use AVX" in result.stderr
     assert b"oneDNN" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_host_without_a_cuda_driver_gets_one_info_line_of_ours() -> None:
+    code = ("import logging, sys\n"
+            "logging.basicConfig(level=logging.INFO, stream=sys.stderr, format='%(levelname)s %(name)s: %(message)s')\n"
+            "from bshmd.engine.tf import import_tf\n"
+            "import_tf().compat.v1.Session().close()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=_env())
+    assert result.returncode == 0, result.stderr
+    assert not TF_NOISE.search(result.stderr.replace("no CUDA GPU", "")), result.stderr
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:  # this host has no NVIDIA driver: say so, once
+        assert result.stderr.splitlines() == [
+            "INFO bshmd.engine: no CUDA GPU (no NVIDIA driver, or no device visible): TensorFlow runs on the CPU"]
+    else:  # a GPU host: TensorFlow uses it, or the one line says why not
+        assert len(result.stderr.splitlines()) <= 1, result.stderr
