@@ -12,6 +12,7 @@ costs microseconds to a few milliseconds whatever the pixel count.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import threading
 import warnings
@@ -48,19 +49,34 @@ _warnings_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def _collect_warnings() -> Iterator[list[warnings.WarningMessage]]:
-    """Pillow warns (rather than raises) on many broken EXIF blocks; collect those as reasons."""
+def collect_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Pillow warns (rather than raises) on many broken EXIF blocks, some while it opens the
+    file; collect those as reasons instead of letting them reach stderr (or fail a test run)."""
     with _warnings_lock, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield caught
 
 
-def read_meta(img: Image.Image, *, orientation: int = 1) -> PhotoMeta:
+def read_orientation(img: Image.Image) -> int:
+    """EXIF orientation 1..8 (1 when absent, broken or absurd: the photo is shown as stored)."""
+    try:
+        with collect_warnings():
+            value = int(img.getexif().get(_ORIENTATION, 1) or 1)
+    except Exception:  # a broken EXIF block is no reason to refuse the photo
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def read_meta(img: Image.Image, *, orientation: int = 1, opening: list[str] = ()) -> PhotoMeta:
     """The colour profile and metadata of the opened ``img``; ``orientation`` is the EXIF
-    orientation decoding applies (5..8 swap the axes, so the resolution's axes swap too)."""
-    dropped: list[str] = []
+    orientation decoding applies (5..8 swap the axes, so the resolution's axes swap too);
+    ``opening`` the warnings Pillow gave while opening the file (each about a broken block)."""
+    # Pillow parses a JPEG's EXIF as it opens the file; what it warned about then is in there.
+    exif_warnings = [m for m in opening if "exif" in m.lower() or "tag" in m.lower()]
+    dropped = [f"exif: {m}" for m in exif_warnings[:1]]
+    dropped += [f"header: {m}" for m in opening if m not in exif_warnings]
     icc = _icc(img.info.get("icc_profile"), dropped)
-    exif, exif_dpi = _exif(img, dropped)
+    exif, exif_dpi = (None, None) if exif_warnings else _exif(img, dropped)
     xmp = _xmp(img, dropped)
     iptc = _iptc(img, dropped)
     dpi = _dpi(img.info.get("dpi"), dropped) or exif_dpi
@@ -77,18 +93,25 @@ def check_icc(icc: Any) -> str | None:
         return f"{len(icc)} bytes is more than {MAX_ICC_BYTES}"
     if len(icc) < 128 or icc[36:40] != b"acsp":
         return "no ICC header"
+    declared = int.from_bytes(icc[:4], "big")
+    if declared != len(icc):
+        return f"its header says {declared} bytes, it holds {len(icc)}"
     if icc[16:20] != b"RGB ":
         return f"a {icc[16:20].decode('latin-1').strip() or '?'} profile, not RGB (pixels taken as sRGB)"
     return _lcms_check(bytes(icc))
 
 
+@functools.lru_cache(maxsize=32)
 def _lcms_check(icc: bytes) -> str | None:
+    """LittleCMS must read the profile and build a transform from it to sRGB: some profiles
+    open but describe nothing usable (a header without tags), and those fail only here."""
     from PIL import ImageCms
 
     try:
-        ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
     except (OSError, ValueError, TypeError, ImageCms.PyCMSError) as exc:
-        return f"LittleCMS cannot read it ({exc})"
+        return f"LittleCMS cannot use it ({exc})"
     return None
 
 
@@ -107,8 +130,9 @@ def _exif(img: Image.Image, dropped: list[str]) -> tuple[bytes | None, tuple[flo
     from PIL import Image as PILImage
 
     try:
-        with _collect_warnings() as caught:
+        with collect_warnings() as caught:
             exif = img.getexif()
+            parsed = len(exif)
             ifd0 = {tag: value for tag, value in exif.items() if tag not in _STRUCTURE_TAGS}
             sub_ifds = {tag: dict(exif.get_ifd(tag)) for tag in (_EXIF_IFD, _GPS_IFD) if tag in exif}
         problems = [str(w.message) for w in caught]
@@ -118,11 +142,19 @@ def _exif(img: Image.Image, dropped: list[str]) -> tuple[bytes | None, tuple[flo
     if problems:
         dropped.append(f"exif: {problems[0]}")
         return None, None
-    dpi = _exif_dpi(ifd0)
+    dpi = _exif_dpi(ifd0, dropped)
+    for tag in _RESOLUTION_TAGS:  # PhotoMeta.dpi is the one resolution; writers put it back
+        ifd0.pop(tag, None)
+    raw = img.info.get("exif")
     if not ifd0 and not any(sub_ifds.values()):
+        if not parsed and isinstance(raw, bytes) and len(raw.removeprefix(b"Exif\x00\x00")) > 8:
+            # Pillow reads nothing from a block with a bad byte order or only unknown types.
+            dropped.append(f"exif: nothing readable in its {len(raw)} bytes")
         return None, dpi
+    for values in sub_ifds.values():
+        for tag in (_EXIF_IFD, _GPS_IFD, _INTEROP_IFD):  # offsets Pillow does not rewrite (or loops)
+            values.pop(tag, None)
     sub_ifds.get(_EXIF_IFD, {}).pop(_MAKER_NOTE, None)  # its offsets point into the old file
-    sub_ifds.get(_EXIF_IFD, {}).pop(_INTEROP_IFD, None)  # an offset Pillow does not rewrite
     try:
         clean = PILImage.Exif()
         for tag, value in ifd0.items():
@@ -131,10 +163,10 @@ def _exif(img: Image.Image, dropped: list[str]) -> tuple[bytes | None, tuple[flo
         for tag, values in sub_ifds.items():
             if values:
                 clean[tag] = values  # Exif.tobytes writes a dict value as that sub-IFD
-        with _collect_warnings():
+        with collect_warnings():
             data = clean.tobytes()
         # Written and read back: what cannot survive the round trip would fail at encode time.
-        with _collect_warnings() as caught:
+        with collect_warnings() as caught:
             PILImage.Exif().load(data)
         if caught:
             raise ValueError(str(caught[0].message))
@@ -147,7 +179,7 @@ def _exif(img: Image.Image, dropped: list[str]) -> tuple[bytes | None, tuple[flo
     return data.removeprefix(b"Exif\x00\x00"), dpi
 
 
-def _exif_dpi(ifd0: dict[int, Any]) -> tuple[float, float] | None:
+def _exif_dpi(ifd0: dict[int, Any], dropped: list[str]) -> tuple[float, float] | None:
     try:
         unit = int(ifd0.get(0x0128, 2))
         x, y = float(ifd0[0x011A]), float(ifd0[0x011B])
@@ -157,7 +189,7 @@ def _exif_dpi(ifd0: dict[int, Any]) -> tuple[float, float] | None:
         x, y = x * 2.54, y * 2.54
     elif unit != 2:
         return None
-    return _dpi((x, y), [])
+    return _dpi((x, y), dropped)
 
 
 def _dpi(value: Any, dropped: list[str]) -> tuple[float, float] | None:

@@ -214,13 +214,6 @@ def _scale16(array: np.ndarray) -> np.ndarray:
     return ((wide * 255 + 32767) // 65535).astype(np.uint8)
 
 
-def _orientation(img: Image.Image) -> int:
-    try:
-        return int(img.getexif().get(0x0112, 1) or 1)
-    except Exception:  # a broken EXIF block is no reason to refuse the photo
-        return 1
-
-
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     """EXIF orientation tag 1..8 applied to an H×W×C array (as ImageOps.exif_transpose does)."""
     import numpy as np
@@ -318,7 +311,7 @@ def decode_photo(path: Path, *, max_pixels: int, max_file_bytes: int, keep_16bit
     uint16 pixels (``Decoded.rgb16``), for ``outputs.bit_depth: keep``."""
     from PIL import Image, UnidentifiedImageError
 
-    from bshmd.decode.meta import read_meta
+    from bshmd.decode.meta import collect_warnings, read_meta, read_orientation
 
     path = Path(path)
     name = path.name
@@ -338,7 +331,8 @@ def decode_photo(path: Path, *, max_pixels: int, max_file_bytes: int, keep_16bit
 
     with _own_pixel_limit():
         try:
-            img = Image.open(io.BytesIO(data))
+            with collect_warnings() as opening:
+                img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError as exc:
             # The signature said image, the header disagrees: damaged, or cut off inside it.
             code = "truncated" if kind == "PNG" and len(data) < 33 else "corrupt"
@@ -363,10 +357,10 @@ def decode_photo(path: Path, *, max_pixels: int, max_file_bytes: int, keep_16bit
             frames = getattr(img, "n_frames", 1)
             if frames > 1:
                 measured["frames"] = frames
-            orientation = _orientation(img)
+            orientation = read_orientation(img)
             if orientation != 1:
                 measured["orientation"] = orientation
-            meta = read_meta(img, orientation=orientation)
+            meta = read_meta(img, orientation=orientation, opening=[str(w.message) for w in opening])
             rgb16 = None
             try:
                 if _is_16bit_colour(img, data):
