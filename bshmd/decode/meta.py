@@ -57,6 +57,22 @@ def collect_warnings() -> Iterator[list[warnings.WarningMessage]]:
         yield caught
 
 
+def meta_from_blocks(*, icc: bytes | None = None, exif: bytes | None = None, xmp: bytes | None = None,
+                     dpi: tuple[float, float] | None = None) -> PhotoMeta:
+    """A PhotoMeta from raw blocks, checked and cleaned exactly as read_meta does, for decoders
+    that do not go through Pillow (camera RAW): ``exif`` TIFF-structured, with or without the
+    ``Exif\\0\\0`` prefix; ``dpi`` in pixels per inch."""
+    from PIL import Image
+
+    # A 1×1 image carrying the blocks in ``info`` is how Pillow's own readers hand them over,
+    # so the same checks apply without a second implementation of them.
+    carrier = Image.new("RGB", (1, 1))
+    for key, value in (("icc_profile", icc), ("exif", exif), ("xmp", xmp), ("dpi", dpi)):
+        if value is not None:
+            carrier.info[key] = value
+    return read_meta(carrier)
+
+
 def read_orientation(img: Image.Image) -> int:
     """EXIF orientation 1..8 (1 when absent, broken or absurd: the photo is shown as stored)."""
     try:
