@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import re
 import threading
 import warnings
 from collections.abc import Iterator
@@ -33,6 +34,10 @@ _EXIF_IFD = 0x8769
 _GPS_IFD = 0x8825
 _INTEROP_IFD = 0xA005
 _MAKER_NOTE = 0x927C
+_PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
+# XMP's copy of the orientation: results are upright, and Lightroom would turn them again.
+_XMP_ORIENTATION = re.compile(rb'\s+tiff:Orientation\s*=\s*["\'][^"\']*["\']'
+                              rb'|<tiff:Orientation>[^<]*</tiff:Orientation>')
 # IFD0 tags that describe the input file's own layout (a TIFF input's getexif() returns them
 # all) or blocks carried separately: written into a result they would describe the wrong file.
 _STRUCTURE_TAGS = frozenset({
@@ -92,7 +97,7 @@ def read_meta(img: Image.Image, *, orientation: int = 1, opening: list[str] = ()
     dropped = [f"exif: {m}" for m in exif_warnings[:1]]
     dropped += [f"header: {m}" for m in opening if m not in exif_warnings]
     icc = _icc(img.info.get("icc_profile"), dropped)
-    exif, exif_dpi = (None, None) if exif_warnings else _exif(img, dropped)
+    exif, exif_dpi = (None, None) if exif_warnings else _exif(img, dropped, turned=orientation in (5, 6, 7, 8))
     xmp = _xmp(img, dropped)
     iptc = _iptc(img, dropped)
     dpi = _dpi(img.info.get("dpi"), dropped) or exif_dpi
@@ -141,8 +146,10 @@ def _icc(icc: Any, dropped: list[str]) -> bytes | None:
     return bytes(icc)
 
 
-def _exif(img: Image.Image, dropped: list[str]) -> tuple[bytes | None, tuple[float, float] | None]:
-    """The EXIF block cleaned for results, and the resolution it states (a fallback for dpi)."""
+def _exif(img: Image.Image, dropped: list[str], *, turned: bool = False) -> tuple[bytes | None,
+                                                                                  tuple[float, float] | None]:
+    """The EXIF block cleaned for results, and the resolution it states (a fallback for dpi);
+    ``turned``: decoding swaps the axes, so the stated pixel dimensions swap too."""
     from PIL import Image as PILImage
 
     try:
@@ -170,7 +177,10 @@ def _exif(img: Image.Image, dropped: list[str]) -> tuple[bytes | None, tuple[flo
     for values in sub_ifds.values():
         for tag in (_EXIF_IFD, _GPS_IFD, _INTEROP_IFD):  # offsets Pillow does not rewrite (or loops)
             values.pop(tag, None)
-    sub_ifds.get(_EXIF_IFD, {}).pop(_MAKER_NOTE, None)  # its offsets point into the old file
+    camera = sub_ifds.get(_EXIF_IFD, {})
+    camera.pop(_MAKER_NOTE, None)  # its offsets point into the old file
+    if turned and _PIXEL_X in camera and _PIXEL_Y in camera:
+        camera[_PIXEL_X], camera[_PIXEL_Y] = camera[_PIXEL_Y], camera[_PIXEL_X]
     try:
         clean = PILImage.Exif()
         for tag, value in ifd0.items():
@@ -251,7 +261,7 @@ def _xmp(img: Image.Image, dropped: list[str]) -> bytes | None:
     if "xmpmeta" not in text and "rdf:RDF" not in text:
         dropped.append("xmp: no x:xmpmeta or rdf:RDF element")
         return None
-    return data
+    return _XMP_ORIENTATION.sub(b"", data)
 
 
 def _iptc(img: Image.Image, dropped: list[str]) -> bytes | None:

@@ -98,9 +98,10 @@ def test_orientation_is_applied_once_and_the_thumbnail_is_not_copied(tmp_path: P
     Image.fromarray(synthetic_portrait(240, 160, 5)).save(source, quality=95)
     thumb = tmp_path / "thumb.jpg"
     Image.fromarray(synthetic_portrait(60, 40, 5)).save(thumb)
-    exiftool_write(source, "-Orientation#=6", "-Artist=Ann Photographer", f"-ThumbnailImage<={thumb}")
+    exiftool_write(source, "-Orientation#=6", "-XMP-tiff:Orientation#=6", "-Artist=Ann Photographer",
+                   "-ExifImageWidth=240", "-ExifImageHeight=160", f"-ThumbnailImage<={thumb}")
     before = exiftool_read(source)
-    assert field(before, "Orientation") == [6] and field(before, "ThumbnailLength")
+    assert field(before, "Orientation") == [6, 6] and field(before, "ThumbnailLength")
 
     config = make_config(tmp_path, formats=["cutout", "composite", "webp", "psd"])
     assert process(config, engine, [source]) == {source: "processed"}
@@ -110,3 +111,4 @@ def test_orientation_is_applied_once_and_the_thumbnail_is_not_copied(tmp_path: P
         assert not field(tags, "ThumbnailLength") and not field(tags, "ThumbnailImage"), fmt
         assert "Ann Photographer" in field(tags, "Artist"), fmt
         assert field(tags, "ImageWidth")[0] == 160 and field(tags, "ImageHeight")[0] == 240, fmt
+        assert (field(tags, "ExifImageWidth"), field(tags, "ExifImageHeight")) == ([160], [240]), fmt
