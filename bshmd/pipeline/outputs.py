@@ -131,8 +131,8 @@ def _check_shapes(rgb: np.ndarray, alpha: np.ndarray) -> None:
 
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected a uint8 H×W×3 image, got {rgb.dtype} {rgb.shape}")
-    if alpha.dtype != np.uint8 or alpha.shape != rgb.shape[:2]:
-        raise ValueError(f"expected a uint8 H×W matte of the image's size {rgb.shape[:2]}, got "
+    if alpha.dtype not in (np.uint8, np.float32) or alpha.shape != rgb.shape[:2]:
+        raise ValueError(f"expected a uint8 or float32 H×W matte of the image's size {rgb.shape[:2]}, got "
                          f"{alpha.dtype} {alpha.shape}")
 
 
@@ -176,6 +176,7 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
     ``rgb`` is what the network saw (sRGB); ``photo`` the decoded input, whose own pixels,
     16-bit pixels and metadata the results carry as ``outputs.color``, ``metadata`` and
     ``bit_depth`` say. Without ``photo``, ``rgb`` is the photo and results carry no metadata.
+    ``alpha`` is uint8, or float32 in 0..1 (then 16-bit results take their alpha from it).
     Blocks a format cannot hold are named in ``notes`` (for the file's log line).
     """
     import dataclasses
@@ -197,7 +198,14 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
             pixels16 = photo.rgb16
         else:  # LittleCMS through Pillow converts 8-bit RGB only
             notes.append("bit_depth: 16-bit input converted to sRGB is written with 8 bits")
-    alpha = feather(alpha, outputs.feather_px)
+    precise = None
+    if alpha.dtype != np.uint8:
+        # A float matte (0..1) as upsampling computes it: 16-bit results keep its precision
+        # instead of widening an 8-bit copy.
+        precise = np.clip(feather(alpha, outputs.feather_px), 0.0, 1.0)
+        alpha = np.rint(precise * 255.0).astype(np.uint8)
+    else:
+        alpha = feather(alpha, outputs.feather_px)
     no_icc = dataclasses.replace(meta, icc=None)  # a grey matte cannot carry an RGB profile
     level = outputs.png_compression
     blobs: dict[str, bytes] = {}
@@ -212,7 +220,7 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
         buffer = io.BytesIO()
         if fmt == "cutout":
             if pixels16 is not None:
-                rgba16 = np.dstack([pixels16, alpha16(alpha)])
+                rgba16 = np.dstack([pixels16, alpha16(alpha if precise is None else precise)])
                 if outputs.clear_transparent:
                     rgba16[alpha == 0, :3] = 0
                 blobs[fmt] = _png(rgba16, "RGBA", level, metadata.png_chunks(meta))
@@ -245,7 +253,7 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
             from bshmd.outputs.tiff import encode_tiff
 
             # The retoucher's format: the photo's colour stays under transparent pixels too.
-            tiff_rgba = (np.dstack([pixels16, alpha16(alpha)]) if pixels16 is not None
+            tiff_rgba = (np.dstack([pixels16, alpha16(alpha if precise is None else precise)]) if pixels16 is not None
                          else np.dstack([pixels, alpha]))
             blobs[fmt] = encode_tiff(tiff_rgba, meta, compression=outputs.tiff_compression)
             continue

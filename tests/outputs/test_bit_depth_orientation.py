@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,24 @@ def test_orientation_is_applied_once_and_the_thumbnail_is_not_copied(tmp_path: P
         assert "Ann Photographer" in field(tags, "Artist"), fmt
         assert field(tags, "ImageWidth")[0] == 160 and field(tags, "ImageHeight")[0] == 240, fmt
         assert (field(tags, "ExifImageWidth"), field(tags, "ExifImageHeight")) == ([160], [240]), fmt
+
+
+def test_a_float_matte_gives_16_bit_alpha_of_its_own_precision(tiff16: Any) -> None:
+    import tifffile
+
+    from bshmd.config import OutputsConfig
+    from bshmd.pipeline.decode import decode_photo
+    from bshmd.pipeline.outputs import render_outputs
+
+    source, pixels = tiff16
+    photo = decode_photo(source, max_pixels=10**8, max_file_bytes=10**9, keep_16bit=True)
+    assert np.array_equal(photo.rgb16, pixels)
+    height, width = pixels.shape[:2]
+    matte = np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, 1))
+    blobs = render_outputs(photo.rgb, matte, OutputsConfig(formats=("tiff", "alpha"), bit_depth="keep"),
+                           photo=photo)
+    alpha = tifffile.imread(io.BytesIO(blobs["tiff"]))[:, :, 3]
+    assert np.array_equal(alpha, np.rint(matte * 65535).astype(np.uint16))
+    assert np.count_nonzero(alpha % 257)  # not an 8-bit matte widened
+    with Image.open(io.BytesIO(blobs["alpha"])) as grey:
+        assert np.array_equal(np.asarray(grey), np.rint(matte * 255).astype(np.uint8))
