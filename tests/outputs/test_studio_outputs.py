@@ -126,6 +126,20 @@ def test_every_format_carries_the_profile_byte_for_byte(results: Any) -> None:
     assert PSDImage.open(paths["psd"]).image_resources.get_data(Resource.ICC_PROFILE) == adobe
 
 
+def test_the_pngs_metadata_chunks_are_valid_png(results: Any) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("pngcheck") is None:
+        pytest.skip("pngcheck is missing: scripts/setup --dev installs it")
+    paths, _ = results
+    for fmt in ("cutout", "alpha"):
+        check = subprocess.run(["pngcheck", "-v", str(paths[fmt])], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout
+        for chunk in ("pHYs", "eXIf", "iTXt", "zTXt", *(("iCCP",) if fmt == "cutout" else ())):
+            assert f"chunk {chunk}" in check.stdout, (fmt, chunk)
+
+
 def test_artist_copyright_creator_keywords_and_dpi_survive(results: Any) -> None:
     paths, _ = results
     for fmt, path in paths.items():
