@@ -99,9 +99,22 @@ class ModelConfig(Section):
     warmup: bool = True
 
 
+def _check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    # AVIF needs a Pillow built with libavif (its wheels since 11.3); say so at start, not per file.
+    if "avif" in formats:
+        from PIL import features
+
+        if not features.check("avif"):
+            raise ValueError("avif needs Pillow built with AVIF support (Pillow >= 11.3 wheels)")
+    return formats
+
+
+OutputFormat = Literal["cutout", "alpha", "composite", "webp", "tiff", "psd", "avif"]
+
+
 class OutputsConfig(Section):
     formats: Annotated[
-        tuple[Literal["cutout", "alpha", "composite", "webp", "tiff", "psd", "avif"], ...], Field(min_length=1)
+        tuple[OutputFormat, ...], Field(min_length=1), AfterValidator(_check_formats)
     ] = ("cutout",)
     composite_format: Literal["jpeg", "png"] = "jpeg"
     background: Colour = "#ffffff"
