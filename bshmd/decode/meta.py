@@ -78,6 +78,17 @@ def meta_from_blocks(*, icc: bytes | None = None, exif: bytes | None = None, xmp
     return read_meta(carrier)
 
 
+def grey_to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
+    """A greyscale ``img`` with grey profile ``icc`` as sRGB RGB (LittleCMS): results are RGB,
+    and an RGB result cannot carry a grey profile, so the conversion happens once, here."""
+    from PIL import ImageCms
+
+    converted = ImageCms.profileToProfile(img.convert("L"), ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                          ImageCms.createProfile("sRGB"), outputMode="RGB")
+    assert converted is not None
+    return converted
+
+
 def read_orientation(img: Image.Image) -> int:
     """EXIF orientation 1..8 (1 when absent, broken or absurd: the photo is shown as stored)."""
     try:
@@ -96,7 +107,8 @@ def read_meta(img: Image.Image, *, orientation: int = 1, opening: list[str] = ()
     exif_warnings = [m for m in opening if "exif" in m.lower() or "tag" in m.lower()]
     dropped = [f"exif: {m}" for m in exif_warnings[:1]]
     dropped += [f"header: {m}" for m in opening if m not in exif_warnings]
-    icc = _icc(img.info.get("icc_profile"), dropped)
+    # A greyscale photo's grey profile is kept for decoding to convert with (see grey_to_srgb).
+    icc = _icc(img.info.get("icc_profile"), dropped, b"GRAY" if img.mode in ("L", "LA") else b"RGB ")
     exif, exif_dpi = (None, None) if exif_warnings else _exif(img, dropped, turned=orientation in (5, 6, 7, 8))
     xmp = _xmp(img, dropped)
     iptc = _iptc(img, dropped)
@@ -106,8 +118,9 @@ def read_meta(img: Image.Image, *, orientation: int = 1, opening: list[str] = ()
     return PhotoMeta(icc=icc, exif=exif, xmp=xmp, iptc=iptc, dpi=dpi, dropped=tuple(dropped))
 
 
-def check_icc(icc: Any) -> str | None:
-    """Why ``icc`` cannot be carried as an RGB result's profile, or None when it can."""
+def check_icc(icc: Any, *, space: bytes = b"RGB ") -> str | None:
+    """Why ``icc`` cannot be used as the profile of pixels in colour ``space`` (the ICC header's
+    4-byte name: ``b"RGB "``, or ``b"GRAY"`` for a greyscale photo), or None when it can."""
     if not isinstance(icc, bytes | bytearray) or not icc:
         return "not a profile"
     if len(icc) > MAX_ICC_BYTES:
@@ -117,29 +130,30 @@ def check_icc(icc: Any) -> str | None:
     declared = int.from_bytes(icc[:4], "big")
     if declared != len(icc):
         return f"its header says {declared} bytes, it holds {len(icc)}"
-    if icc[16:20] != b"RGB ":
-        return f"a {icc[16:20].decode('latin-1').strip() or '?'} profile, not RGB (pixels taken as sRGB)"
-    return _lcms_check(bytes(icc))
+    if icc[16:20] != space:
+        return (f"a {icc[16:20].decode('latin-1').strip() or '?'} profile, not "
+                f"{space.decode().strip()} (pixels taken as sRGB)")
+    return _lcms_check(bytes(icc), "L" if space == b"GRAY" else "RGB")
 
 
 @functools.lru_cache(maxsize=32)
-def _lcms_check(icc: bytes) -> str | None:
+def _lcms_check(icc: bytes, mode: str) -> str | None:
     """LittleCMS must read the profile and build a transform from it to sRGB: some profiles
     open but describe nothing usable (a header without tags), and those fail only here."""
     from PIL import ImageCms
 
     try:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), "RGB", "RGB")
+        ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), mode, "RGB")
     except (OSError, ValueError, TypeError, ImageCms.PyCMSError) as exc:
         return f"LittleCMS cannot use it ({exc})"
     return None
 
 
-def _icc(icc: Any, dropped: list[str]) -> bytes | None:
+def _icc(icc: Any, dropped: list[str], space: bytes) -> bytes | None:
     if icc is None:
         return None
-    problem = check_icc(icc)
+    problem = check_icc(icc, space=space)
     if problem is not None:
         dropped.append(f"icc: {problem}")
         return None

@@ -25,6 +25,7 @@ Conversions, so BSHM always gets the photograph as the photographer saw it:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import io
 import os
@@ -311,7 +312,7 @@ def decode_photo(path: Path, *, max_pixels: int, max_file_bytes: int, keep_16bit
     uint16 pixels (``Decoded.rgb16``), for ``outputs.bit_depth: keep``."""
     from PIL import Image, UnidentifiedImageError
 
-    from bshmd.decode.meta import collect_warnings, read_meta, read_orientation
+    from bshmd.decode.meta import collect_warnings, grey_to_srgb, read_meta, read_orientation
 
     path = Path(path)
     name = path.name
@@ -366,6 +367,10 @@ def decode_photo(path: Path, *, max_pixels: int, max_file_bytes: int, keep_16bit
                 if _is_16bit_colour(img, data):
                     measured["bits"] = 16
                     rgb, rgb16 = _decode_16bit_with_cv2(data, name, measured)
+                elif meta.icc is not None and meta.icc[16:20] == b"GRAY":
+                    img.load()
+                    rgb = _to_rgb8(grey_to_srgb(img, meta.icc), name, measured)
+                    meta = dataclasses.replace(meta, icc=None)  # now sRGB, which untagged means
                 else:
                     img.load()
                     rgb = _to_rgb8(img, name, measured)

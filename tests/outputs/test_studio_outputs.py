@@ -280,3 +280,34 @@ def test_a_processed_file_with_no_broken_block_logs_no_warning(tmp_path: Path, s
     assert process(config, engine, [studio_jpeg]) == {studio_jpeg: "processed"}
     lines = [r for r in caplog.records if r.getMessage().startswith("processed")]
     assert len(lines) == 1 and lines[0].levelno == logging.INFO and "dropped" not in lines[0].getMessage()
+
+
+def test_a_greyscale_photo_with_a_grey_profile_is_converted_once_without_warning(
+        tmp_path: Path, engine: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from bshmd.pipeline.outputs import output_paths
+    from tests.outputs.studio_files import ICC_DIR, exiftool_write
+
+    need_tools()
+    caplog.set_level(logging.INFO, logger="bshmd.pipeline")
+    config = make_config(tmp_path, formats=["cutout"])
+    source = tmp_path / "in" / "mono.jpg"
+    grey = synthetic_portrait_grey()
+    Image.fromarray(grey, "L").save(source, quality=95)
+    exiftool_write(source, f"-ICC_Profile<={ICC_DIR / 'Gray.icc'}", "-Artist=Ann Photographer")
+    recording = RecordingEngine(engine)
+    assert process(config, recording, [source]) == {source: "processed"}
+    with Image.open(source) as photo:
+        expected = np.asarray(ImageCms.profileToProfile(photo, str(ICC_DIR / "Gray.icc"), ImageCms.createProfile("sRGB"),
+                                                        outputMode="RGB"))
+    assert np.array_equal(recording.seen[0], expected)
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("processed")]
+    assert line.levelno == logging.INFO, line.getMessage()
+    cutout = output_paths(config.folders[0].output, Path("mono.jpg"), config.outputs)["cutout"]
+    assert exiftool_icc(cutout) == b""  # sRGB pixels now, which an untagged file means
+    assert "Ann Photographer" in field(exiftool_read(cutout), "Artist")
+
+
+def synthetic_portrait_grey() -> np.ndarray:
+    from bshmd.testing.images import synthetic_portrait
+
+    return np.asarray(Image.fromarray(synthetic_portrait(200, 160, 4)).convert("L"))
