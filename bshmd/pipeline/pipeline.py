@@ -13,6 +13,10 @@ before it instead of filling memory::
 - Decode and write calls run on a ``TimedRunner``: a file that takes longer than
   ``decode_timeout_seconds`` / ``write_timeout_seconds`` is quarantined as
   ``decode_timeout`` / ``write_timeout`` and its stuck worker is replaced.
+- Decoding yields the photo with its profile and metadata (a ``Decoded``) plus its sRGB copy
+  for the network; the write stage renders results from the photo's own pixels and metadata
+  (bshmd.outputs.colour, bshmd.outputs.metadata). Metadata blocks that had to be dropped are
+  named in the file's "processed" line, logged at WARNING.
 - Every rejection, from any stage, is quarantined by a write thread (all file-system changes
   to inputs happen there). An unexpected exception for one file quarantines that file as
   ``internal_error``; no stage loop ever dies from one file.
