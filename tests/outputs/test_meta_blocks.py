@@ -34,3 +34,26 @@ def test_a_sidecar_xmp_replaces_the_embedded_one() -> None:
     meta = PhotoMeta(icc=b"icc", xmp=b"<x:xmpmeta>embedded</x:xmpmeta>").with_xmp(sidecar)
     assert (meta.icc, meta.xmp) == (b"icc", sidecar)
     assert PhotoMeta(icc=b"icc", xmp=b"x", dpi=(300, 300)).stripped() == PhotoMeta(icc=b"icc")
+
+
+def test_an_xmp_too_big_for_a_jpeg_segment_is_left_out_of_the_jpeg_only() -> None:
+    import io
+
+    import numpy as np
+
+    from bshmd.config import OutputsConfig
+    from bshmd.decode.record import Decoded
+    from bshmd.pipeline.outputs import render_outputs
+    from bshmd.testing.images import synthetic_portrait
+
+    rgb = synthetic_portrait(120, 90, 2)
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    xmp = b"<x:xmpmeta><rdf:RDF>" + b"x" * 100_000 + b"</rdf:RDF></x:xmpmeta>"
+    notes: list[str] = []
+    blobs = render_outputs(rgb, alpha, OutputsConfig(formats=("composite", "cutout")),
+                           photo=Decoded(rgb, None, PhotoMeta(xmp=xmp)), notes=notes)
+    assert notes == [f"composite xmp: {len(xmp)} bytes do not fit a JPEG segment"]
+    with Image.open(io.BytesIO(blobs["composite"])) as jpeg:
+        assert "xmp" not in jpeg.info
+    with Image.open(io.BytesIO(blobs["cutout"])) as png:
+        assert png.info["xmp"] == xmp
