@@ -40,32 +40,46 @@ _TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)
 
 
 def result_meta(meta: PhotoMeta | None, outputs: OutputsConfig) -> PhotoMeta:
-    """What the results of an input with ``meta`` carry under ``outputs.color`` and ``outputs.metadata``."""
+    """What the results of an input with ``meta`` carry under ``outputs.color`` and ``outputs.metadata``.
+
+    Made once per input: its EXIF block already holds the resolution (WebP and AVIF hold one
+    only there) and, under ``color: srgb``, says sRGB in its ColorSpace field.
+    """
+    import dataclasses
+
     from bshmd.outputs.colour import srgb_profile_bytes
 
     meta = meta or PhotoMeta()
+    srgb = outputs.color == "srgb"
     if outputs.metadata == "strip":
         meta = meta.stripped()
-    if outputs.color == "srgb":
-        meta = PhotoMeta(srgb_profile_bytes(), meta.exif, meta.xmp, meta.iptc, meta.dpi, meta.dropped)
+    else:
+        meta = dataclasses.replace(meta, exif=_result_exif(meta, srgb=srgb))
+    if srgb:
+        meta = dataclasses.replace(meta, icc=srgb_profile_bytes())
     return meta
 
 
-def exif_block(meta: PhotoMeta) -> bytes | None:
-    """The TIFF-structured EXIF block for a result, its resolution fields set from ``meta.dpi``
-    (WebP and AVIF hold a resolution only there)."""
-    if meta.dpi is None:
+def _result_exif(meta: PhotoMeta, *, srgb: bool) -> bytes | None:
+    if meta.dpi is None and not (srgb and meta.exif):
         return meta.exif
     from PIL import Image
 
-    exif = Image.Exif()
-    if meta.exif:
-        exif.load(_EXIF_PREFIX + meta.exif)
-        for tag in (0x8769, 0x8825):  # keep the sub-IFDs as dicts so tobytes writes them again
-            if tag in exif:
-                exif[tag] = dict(exif.get_ifd(tag))
-    exif[0x011A], exif[0x011B], exif[0x0128] = float(meta.dpi[0]), float(meta.dpi[1]), 2
-    return exif.tobytes().removeprefix(_EXIF_PREFIX)
+    try:
+        exif = Image.Exif()
+        if meta.exif:
+            exif.load(_EXIF_PREFIX + meta.exif)
+            for tag in (0x8769, 0x8825):  # sub-IFDs as dicts, so tobytes writes them again
+                if tag in exif:
+                    exif[tag] = dict(exif.get_ifd(tag))
+        if meta.dpi is not None:
+            exif[0x011A], exif[0x011B], exif[0x0128] = float(meta.dpi[0]), float(meta.dpi[1]), 2
+        camera = exif.get(0x8769)
+        if srgb and isinstance(camera, dict) and 0xA001 in camera:
+            camera[0xA001] = 1  # ColorSpace: sRGB (a camera set to Adobe RGB says "uncalibrated")
+        return exif.tobytes().removeprefix(_EXIF_PREFIX)
+    except Exception:  # decoding proved the block writable; never fail a result over it
+        return meta.exif
 
 
 # --- PNG ---------------------------------------------------------------------------------------
@@ -78,7 +92,7 @@ def png_chunks(meta: PhotoMeta) -> list[tuple[bytes, bytes]]:
     if meta.dpi:
         ppm = [max(1, round(value / 0.0254)) for value in meta.dpi]
         chunks.append((b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
-    exif = exif_block(meta)
+    exif = meta.exif
     if exif:
         chunks.append((b"eXIf", exif))
     if meta.xmp:
@@ -120,7 +134,7 @@ def jpeg_args(meta: PhotoMeta) -> tuple[dict[str, Any], list[str]]:
     skipped: list[str] = []
     if meta.icc:
         args["icc_profile"] = meta.icc
-    exif = exif_block(meta)
+    exif = meta.exif
     if exif:
         args["exif"] = _EXIF_PREFIX + exif
     if meta.xmp:
@@ -152,7 +166,7 @@ def webp_avif_args(meta: PhotoMeta) -> dict[str, Any]:
     args: dict[str, Any] = {}
     if meta.icc:
         args["icc_profile"] = meta.icc
-    exif = exif_block(meta)
+    exif = meta.exif
     if exif:
         args["exif"] = _EXIF_PREFIX + exif
     if meta.xmp:
@@ -198,7 +212,7 @@ def psd_resources(meta: PhotoMeta) -> dict[int, Any]:
         resources[1028] = meta.iptc  # IPTC_NAA
     if meta.xmp:
         resources[1060] = meta.xmp  # XMP_METADATA
-    exif = exif_block(meta)
+    exif = meta.exif
     if exif:
         resources[1058] = exif  # EXIF_DATA_1
     return resources

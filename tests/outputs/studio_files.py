@@ -18,7 +18,7 @@ SRGB = ICC_DIR / "sRGB.icc"
 STUDIO_TAGS = ["-Artist=Ann Photographer", "-Copyright=(c) 2026 Studio North", "-XMP-dc:Creator=Ann Photographer",
                "-IPTC:Keywords=portrait", "-IPTC:Keywords=studio", "-XResolution=300", "-YResolution=300",
                "-ResolutionUnit=inches", "-GPSLatitude=48.137", "-GPSLatitudeRef=N", "-GPSLongitude=11.575",
-               "-GPSLongitudeRef=E"]
+               "-GPSLongitudeRef=E", "-ExifIFD:ColorSpace#=65535"]  # a camera set to Adobe RGB: "uncalibrated"
 
 
 def need_tools() -> None:

@@ -152,6 +152,7 @@ def test_artist_copyright_creator_keywords_and_dpi_survive(results: Any) -> None
         assert 300 in field(tags, "XResolution") and 300 in field(tags, "YResolution"), fmt
         if HOLDS_EXIF_SUB_IFDS[fmt]:
             assert field(tags, "GPSLatitude"), fmt  # kept: only metadata: strip removes it
+            assert field(tags, "ColorSpace") == [65535], fmt
         assert not [w for w in field(tags, "Warning") if "thumbnail" not in str(w).lower()], (fmt, tags)
     with Image.open(paths["cutout"]) as png:
         assert png.info["dpi"] == pytest.approx((300, 300), abs=0.01)
@@ -249,6 +250,8 @@ def test_color_srgb_converts_within_delta_e_1_of_littlecms(tmp_path: Path, studi
     for fmt, path in output_paths(config.folders[0].output, Path("portrait.jpg"), config.outputs).items():
         icc = exiftool_icc(path)
         assert icc and is_srgb(icc), fmt
+        if fmt != "tiff":  # TIFF results keep no EXIF sub-IFD
+            assert field(exiftool_read(path), "ColorSpace") == [1], fmt  # EXIF agrees with the profile
         with Image.open(path) as result:
             rgba = np.asarray(result.convert("RGBA"))
         visible = rgba[:, :, 3] > 0
