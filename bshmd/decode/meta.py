@@ -36,7 +36,9 @@ _INTEROP_IFD = 0xA005
 _MAKER_NOTE = 0x927C
 _PIXEL_X, _PIXEL_Y = 0xA002, 0xA003
 # XMP's copy of the orientation: results are upright, and Lightroom would turn them again.
-_XMP_ORIENTATION = re.compile(rb'\s+tiff:Orientation\s*=\s*["\'][^"\']*["\']'
+# One whitespace character before the attribute, not \s+: XMP carries kilobytes of padding,
+# and \s+ would retry from every space of it.
+_XMP_ORIENTATION = re.compile(rb'\stiff:Orientation\s*=\s*["\'][^"\']*["\']'
                               rb'|<tiff:Orientation>[^<]*</tiff:Orientation>')
 # IFD0 tags that describe the input file's own layout (a TIFF input's getexif() returns them
 # all) or blocks carried separately: written into a result they would describe the wrong file.
@@ -275,7 +277,7 @@ def _xmp(img: Image.Image, dropped: list[str]) -> bytes | None:
     if "xmpmeta" not in text and "rdf:RDF" not in text:
         dropped.append("xmp: no x:xmpmeta or rdf:RDF element")
         return None
-    return _XMP_ORIENTATION.sub(b"", data)
+    return _XMP_ORIENTATION.sub(b"", data) if b"tiff:Orientation" in data else data
 
 
 def _iptc(img: Image.Image, dropped: list[str]) -> bytes | None:
