@@ -24,13 +24,13 @@ from tests.outputs.test_studio_outputs import process
 PRIVATE = ("Artist", "Copyright", "Creator", "Keywords", "GPSLatitude")
 
 
-def test_previews_and_thumbnails_are_bare_and_accept_keeps_the_metadata(tmp_path: Path, shared_testdata: Path,
+def test_previews_and_thumbnails_are_bare_and_accept_keeps_the_metadata(tmp_path: Path, studio_png: Path,
                                                                         engine: Any) -> None:
     need_tools()
     for sub in ("in", "out", "quarantine"):
         (tmp_path / sub).mkdir()
     source = tmp_path / "in" / "portrait.jpg"
-    with Image.open(shared_testdata / "portrait-studio.png") as image:
+    with Image.open(studio_png) as image:
         image.convert("RGB").save(source, quality=95)
     tag_studio_photo(source)
     # A gate no matte passes: the photo goes to quarantine with its matte and preview.
