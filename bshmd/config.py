@@ -99,9 +99,22 @@ class ModelConfig(Section):
     warmup: bool = True
 
 
+def _check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    # AVIF needs a Pillow built with libavif (its wheels since 11.3); say so at start, not per file.
+    if "avif" in formats:
+        from PIL import features
+
+        if not features.check("avif"):
+            raise ValueError("avif needs Pillow built with AVIF support (Pillow >= 11.3 wheels)")
+    return formats
+
+
+OutputFormat = Literal["cutout", "alpha", "composite", "webp", "tiff", "psd", "avif"]
+
+
 class OutputsConfig(Section):
     formats: Annotated[
-        tuple[Literal["cutout", "alpha", "composite", "webp"], ...], Field(min_length=1)
+        tuple[OutputFormat, ...], Field(min_length=1), AfterValidator(_check_formats)
     ] = ("cutout",)
     composite_format: Literal["jpeg", "png"] = "jpeg"
     background: Colour = "#ffffff"
@@ -111,6 +124,12 @@ class OutputsConfig(Section):
     clear_transparent: bool = True  # black under alpha 0 in cut-outs: smaller, faster files
     webp_quality: Annotated[int, Field(ge=1, le=100)] = 90
     jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 92
+    avif_quality: Annotated[int, Field(ge=1, le=100)] = 80
+    tiff_compression: Literal["deflate", "none"] = "deflate"
+    # See bshmd.outputs.colour and bshmd.outputs.metadata.
+    color: Literal["keep", "srgb"] = "keep"  # the photo's own profile and pixels, or sRGB for the web
+    metadata: Literal["keep", "strip"] = "keep"  # strip: the colour profile only (no GPS, no names)
+    bit_depth: Literal[8, "keep"] = 8  # keep: 16-bit inputs give 16-bit cutout and tiff results
     file_mode: FileMode = 0o644
     group: str | None = None
 

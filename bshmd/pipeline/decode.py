@@ -1,4 +1,5 @@
-"""Turn one input file into an 8-bit RGB array, or say precisely why it cannot be.
+"""Turn one input file into a ``Decoded`` (8-bit RGB, 16-bit where kept, colour and metadata),
+or say precisely why it cannot be.
 
 Every refusal is an ``InputRejected`` with a stable reason code (the quarantine filters on
 it) and ``measured`` holding what was found. The order of the checks is the point: cheap
@@ -16,11 +17,15 @@ Conversions, so BSHM always gets the photograph as the photographer saw it:
   what lies under transparent pixels is whatever the exporting program left there.
 - Multi-frame files (animated GIF/WebP, multi-page TIFF) give their first frame; the frame
   count is in ``measured``.
+- The ICC profile, EXIF, XMP, IPTC and resolution are read from the same opened header
+  (bshmd.decode.meta); a broken block is dropped with its reason, never the photo. Pixels stay
+  in the file's own colour space: converting for the network is the caller's business.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import io
 import os
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bshmd.decode.record import Decoded
 from bshmd.errors import InputRejected
 
 if TYPE_CHECKING:
@@ -209,13 +215,6 @@ def _scale16(array: np.ndarray) -> np.ndarray:
     return ((wide * 255 + 32767) // 65535).astype(np.uint8)
 
 
-def _orientation(img: Image.Image) -> int:
-    try:
-        return int(img.getexif().get(0x0112, 1) or 1)
-    except Exception:  # a broken EXIF block is no reason to refuse the photo
-        return 1
-
-
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     """EXIF orientation tag 1..8 applied to an H×W×C array (as ImageOps.exif_transpose does)."""
     import numpy as np
@@ -237,7 +236,8 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _decode_16bit_with_cv2(data: bytes, name: str, measured: dict[str, Any]) -> np.ndarray:
+def _decode_16bit_with_cv2(data: bytes, name: str, measured: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(8-bit RGB, the 16-bit RGB it was scaled from or None when the file held 8 bits after all)."""
     import cv2
     import numpy as np
 
@@ -245,7 +245,9 @@ def _decode_16bit_with_cv2(data: bytes, name: str, measured: dict[str, Any]) -> 
     if raw is None or raw.ndim != 3 or raw.shape[2] not in (3, 4):
         raise InputRejected("corrupt", f"{name}: cannot decode the 16-bit image", measured)
     rgb = cv2.cvtColor(raw[:, :, :3], cv2.COLOR_BGR2RGB)
-    return _scale16(rgb) if rgb.dtype == np.uint16 else rgb.astype(np.uint8)
+    if rgb.dtype == np.uint16:
+        return _scale16(rgb), rgb
+    return rgb.astype(np.uint8), None
 
 
 def _to_rgb8(img: Image.Image, name: str, measured: dict[str, Any]) -> np.ndarray:
@@ -297,8 +299,20 @@ def _head(path: Path) -> bytes:
 
 
 def decode_image(path: Path, *, max_pixels: int, max_file_bytes: int) -> np.ndarray:
-    """The image at ``path`` as a contiguous uint8 H×W×3 RGB array, EXIF orientation applied."""
+    """The image at ``path`` as a contiguous uint8 H×W×3 RGB array, EXIF orientation applied.
+
+    For callers that want the pixels alone (backgrounds, previews, thumbnails); results are
+    made from ``decode_photo``, which also keeps the colour profile and metadata.
+    """
+    return decode_photo(path, max_pixels=max_pixels, max_file_bytes=max_file_bytes).rgb
+
+
+def decode_photo(path: Path, *, max_pixels: int, max_file_bytes: int, keep_16bit: bool = False) -> Decoded:
+    """The image at ``path`` with its metadata; ``keep_16bit`` also keeps a 16-bit input's
+    uint16 pixels (``Decoded.rgb16``), for ``outputs.bit_depth: keep``."""
     from PIL import Image, UnidentifiedImageError
+
+    from bshmd.decode.meta import collect_warnings, grey_to_srgb, read_meta, read_orientation
 
     path = Path(path)
     name = path.name
@@ -318,7 +332,8 @@ def decode_image(path: Path, *, max_pixels: int, max_file_bytes: int) -> np.ndar
 
     with _own_pixel_limit():
         try:
-            img = Image.open(io.BytesIO(data))
+            with collect_warnings() as opening:
+                img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError as exc:
             # The signature said image, the header disagrees: damaged, or cut off inside it.
             code = "truncated" if kind == "PNG" and len(data) < 33 else "corrupt"
@@ -343,13 +358,19 @@ def decode_image(path: Path, *, max_pixels: int, max_file_bytes: int) -> np.ndar
             frames = getattr(img, "n_frames", 1)
             if frames > 1:
                 measured["frames"] = frames
-            orientation = _orientation(img)
+            orientation = read_orientation(img)
             if orientation != 1:
                 measured["orientation"] = orientation
+            meta = read_meta(img, orientation=orientation, opening=[str(w.message) for w in opening])
+            rgb16 = None
             try:
                 if _is_16bit_colour(img, data):
                     measured["bits"] = 16
-                    rgb = _decode_16bit_with_cv2(data, name, measured)
+                    rgb, rgb16 = _decode_16bit_with_cv2(data, name, measured)
+                elif meta.icc is not None and meta.icc[16:20] == b"GRAY":
+                    img.load()
+                    rgb = _to_rgb8(grey_to_srgb(img, meta.icc), name, measured)
+                    meta = dataclasses.replace(meta, icc=None)  # now sRGB, which untagged means
                 else:
                     img.load()
                     rgb = _to_rgb8(img, name, measured)
@@ -362,7 +383,9 @@ def decode_image(path: Path, *, max_pixels: int, max_file_bytes: int) -> np.ndar
     rgb = _apply_orientation(rgb, orientation)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise InputRejected("unsupported", f"{name}: decoded to an unexpected shape {rgb.shape}", measured)
-    return rgb
+    if rgb16 is not None:
+        rgb16 = _apply_orientation(rgb16, orientation) if keep_16bit else None
+    return Decoded(rgb, rgb16, meta)
 
 
 def _looks_truncated(exc: BaseException) -> bool:

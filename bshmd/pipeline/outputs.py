@@ -8,9 +8,14 @@ inputs ``a.jpg`` and ``a.png`` in one folder never collide::
     <output>/<rel folder>/a.jpg.composite.jpg  the person on outputs.background(_image)
                                                (".composite.png" with composite_format: png)
     <output>/<rel folder>/a.jpg.cutout.webp    RGBA WebP (lossless at webp_quality: 100)
+    <output>/<rel folder>/a.jpg.cutout.tif     RGBA TIFF, unassociated alpha (bshmd.outputs.tiff)
+    <output>/<rel folder>/a.jpg.psd            the photo as a layer, the matte its mask (bshmd.outputs.psd)
+    <output>/<rel folder>/a.jpg.cutout.avif    RGBA AVIF at avif_quality
 
 Every result has the input's full resolution. ``feather_px`` softens the matte once, before
-any format is rendered, so all formats of one input agree.
+any format is rendered, so all formats of one input agree. Colour profile and metadata come
+from the decoded photo (bshmd.outputs.colour, bshmd.outputs.metadata); ``bit_depth: keep``
+makes the cutout PNG and the TIFF 16-bit for 16-bit inputs.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from bshmd.config import OutputsConfig
+    from bshmd.decode.record import Decoded, PhotoMeta
 
 log = logging.getLogger("bshmd.outputs")
 
@@ -38,6 +44,9 @@ OUTPUT_SUFFIXES: dict[str, str] = {
     "alpha": ".alpha.png",
     "composite": ".composite.jpg",
     "webp": ".cutout.webp",
+    "tiff": ".cutout.tif",
+    "psd": ".psd",
+    "avif": ".cutout.avif",
 }
 _COMPOSITE_SUFFIX = {"jpeg": ".composite.jpg", "png": ".composite.png"}
 
@@ -122,22 +131,87 @@ def _check_shapes(rgb: np.ndarray, alpha: np.ndarray) -> None:
 
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected a uint8 H×W×3 image, got {rgb.dtype} {rgb.shape}")
-    if alpha.dtype != np.uint8 or alpha.shape != rgb.shape[:2]:
-        raise ValueError(f"expected a uint8 H×W matte of the image's size {rgb.shape[:2]}, got "
+    if alpha.dtype not in (np.uint8, np.float32) or alpha.shape != rgb.shape[:2]:
+        raise ValueError(f"expected a uint8 or float32 H×W matte of the image's size {rgb.shape[:2]}, got "
                          f"{alpha.dtype} {alpha.shape}")
 
 
-def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -> dict[str, bytes]:
-    """format → encoded file, for every format in ``outputs.formats``."""
+def alpha16(alpha: np.ndarray) -> np.ndarray:
+    """The matte as uint16 0..65535: uint8 mattes ×257, float mattes (0..1) rounded, uint16 as is."""
+    import numpy as np
+
+    if alpha.dtype == np.uint16:
+        return alpha
+    if alpha.dtype == np.uint8:
+        return alpha.astype(np.uint16) * np.uint16(257)
+    return np.rint(np.clip(alpha, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def _png(pixels: np.ndarray, mode: str, level: int, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG of ``pixels`` with metadata ``chunks`` before IDAT (8 bits by Pillow, 16 by OpenCV,
+    which Pillow cannot write for colour)."""
+    import numpy as np
+
+    from bshmd.outputs.metadata import add_png_chunks
+
+    if pixels.dtype == np.uint16:
+        import cv2
+
+        order = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(pixels, order), [cv2.IMWRITE_PNG_COMPRESSION, level])
+        if not ok:
+            raise ValueError("OpenCV could not encode the 16-bit PNG")
+        return add_png_chunks(encoded.tobytes(), chunks)
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, "PNG", compress_level=level)
+    return add_png_chunks(buffer.getvalue(), chunks)
+
+
+def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *,
+                   photo: Decoded | None = None, notes: list[str] | None = None) -> dict[str, bytes]:
+    """format → encoded file, for every format in ``outputs.formats``.
+
+    ``rgb`` is what the network saw (sRGB); ``photo`` the decoded input, whose own pixels,
+    16-bit pixels and metadata the results carry as ``outputs.color``, ``metadata`` and
+    ``bit_depth`` say. Without ``photo``, ``rgb`` is the photo and results carry no metadata.
+    ``alpha`` is uint8, or float32 in 0..1 (then 16-bit results take their alpha from it).
+    Blocks a format cannot hold are named in ``notes`` (for the file's log line).
+    """
+    import dataclasses
+
     import numpy as np
     from PIL import Image
 
+    from bshmd.outputs import metadata
+    from bshmd.outputs.colour import is_srgb
+
     _check_shapes(rgb, alpha)
-    alpha = feather(alpha, outputs.feather_px)
+    notes = notes if notes is not None else []
+    meta: PhotoMeta = metadata.result_meta(photo.meta if photo is not None else None, outputs)
+    pixels = rgb if photo is None or outputs.color == "srgb" else photo.rgb
+    _check_shapes(pixels, alpha)
+    pixels16 = None
+    if outputs.bit_depth == "keep" and photo is not None and photo.rgb16 is not None:
+        if outputs.color == "keep" or is_srgb(photo.meta.icc):
+            pixels16 = photo.rgb16
+        else:  # LittleCMS through Pillow converts 8-bit RGB only
+            notes.append("bit_depth: 16-bit input converted to sRGB is written with 8 bits")
+    precise = None
+    if alpha.dtype != np.uint8:
+        # A float matte (0..1) as upsampling computes it: 16-bit results keep its precision
+        # instead of widening an 8-bit copy.
+        precise = np.clip(feather(alpha, outputs.feather_px), 0.0, 1.0)
+        alpha = np.rint(precise * 255.0).astype(np.uint8)
+    else:
+        alpha = feather(alpha, outputs.feather_px)
+    no_icc = dataclasses.replace(meta, icc=None)  # a grey matte cannot carry an RGB profile
+    level = outputs.png_compression
     blobs: dict[str, bytes] = {}
     rgba = None
-    if {"cutout", "webp"} & set(outputs.formats):
-        rgba = np.dstack([rgb, alpha])
+    if {"cutout", "webp", "avif"} & set(outputs.formats):
+        rgba = np.dstack([pixels, alpha])
         if outputs.clear_transparent:
             # Colour under alpha 0 is invisible; black there makes a typical cut-out PNG about
             # 5× smaller and 4-10× faster to encode, so writers keep up with the GPU.
@@ -145,21 +219,49 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -
     for fmt in outputs.formats:
         buffer = io.BytesIO()
         if fmt == "cutout":
-            Image.fromarray(rgba, "RGBA").save(buffer, "PNG", compress_level=outputs.png_compression)
-        elif fmt == "alpha":
-            Image.fromarray(alpha, "L").save(buffer, "PNG", compress_level=outputs.png_compression)
-        elif fmt == "composite":
-            image = Image.fromarray(composite(rgb, alpha, outputs), "RGB")
-            if outputs.composite_format == "jpeg":
-                image.save(buffer, "JPEG", quality=outputs.jpeg_quality, optimize=True)
+            if pixels16 is not None:
+                rgba16 = np.dstack([pixels16, alpha16(alpha if precise is None else precise)])
+                if outputs.clear_transparent:
+                    rgba16[alpha == 0, :3] = 0
+                blobs[fmt] = _png(rgba16, "RGBA", level, metadata.png_chunks(meta))
             else:
-                image.save(buffer, "PNG", compress_level=outputs.png_compression)
+                blobs[fmt] = _png(rgba, "RGBA", level, metadata.png_chunks(meta))
+            continue
+        if fmt == "alpha":
+            blobs[fmt] = _png(alpha, "L", level, metadata.png_chunks(no_icc))
+            continue
+        if fmt == "composite":
+            flat = composite(pixels, alpha, outputs)
+            if outputs.composite_format == "jpeg":
+                args, skipped = metadata.jpeg_args(meta)
+                notes.extend(f"composite {why}" for why in skipped)
+                Image.fromarray(flat, "RGB").save(buffer, "JPEG", quality=outputs.jpeg_quality, optimize=True,
+                                                  **args)
+            else:
+                blobs[fmt] = _png(flat, "RGB", level, metadata.png_chunks(meta))
+                continue
         elif fmt == "webp":
             lossless = outputs.webp_quality == 100
             # Lossless: "quality" is encoder effort; 100 is several times slower for ~2 % smaller.
             # exact=True keeps the colour under fully transparent pixels as the PNG cut-out has it.
             Image.fromarray(rgba, "RGBA").save(buffer, "WEBP", quality=50 if lossless else outputs.webp_quality,
-                                               lossless=lossless, exact=True)
+                                               lossless=lossless, exact=True, **metadata.webp_avif_args(meta))
+        elif fmt == "avif":
+            Image.fromarray(rgba, "RGBA").save(buffer, "AVIF", quality=outputs.avif_quality,
+                                               **metadata.webp_avif_args(meta))
+        elif fmt == "tiff":
+            from bshmd.outputs.tiff import encode_tiff
+
+            # The retoucher's format: the photo's colour stays under transparent pixels too.
+            tiff_rgba = (np.dstack([pixels16, alpha16(alpha if precise is None else precise)]) if pixels16 is not None
+                         else np.dstack([pixels, alpha]))
+            blobs[fmt] = encode_tiff(tiff_rgba, meta, compression=outputs.tiff_compression)
+            continue
+        elif fmt == "psd":
+            from bshmd.outputs.psd import encode_psd
+
+            blobs[fmt] = encode_psd(pixels, alpha, meta)
+            continue
         else:  # the config model allows no other value
             raise ValueError(f"unknown output format {fmt!r}")
         blobs[fmt] = buffer.getvalue()

@@ -13,6 +13,10 @@ before it instead of filling memory::
 - Decode and write calls run on a ``TimedRunner``: a file that takes longer than
   ``decode_timeout_seconds`` / ``write_timeout_seconds`` is quarantined as
   ``decode_timeout`` / ``write_timeout`` and its stuck worker is replaced.
+- Decoding yields the photo with its profile and metadata (a ``Decoded``) plus its sRGB copy
+  for the network; the write stage renders results from the photo's own pixels and metadata
+  (bshmd.outputs.colour, bshmd.outputs.metadata). Metadata blocks that had to be dropped are
+  named in the file's "processed" line, logged at WARNING.
 - Every rejection, from any stage, is quarantined by a write thread (all file-system changes
   to inputs happen there). An unexpected exception for one file quarantines that file as
   ``internal_error``; no stage loop ever dies from one file.
@@ -99,7 +103,9 @@ class _Work:
     config: Config  # the configuration in force when its decoding started
     folder: FolderConfig
     accepted: bool = False  # requeued with --accept: no quality gate
-    rgb: Any = None
+    rgb: Any = None  # what the network sees: the photo in sRGB
+    photo: Any = None  # the Decoded input: its own pixels, 16-bit pixels and metadata
+    notes: list[str] = field(default_factory=list)  # metadata blocks dropped, for the log line
     alpha: Any = None
     rejection: InputRejected | None = None
     batch_size: int = 0
@@ -118,16 +124,16 @@ class Pipeline:
     def __init__(self, config: Config, engine: Any, *, instance_id: str, metrics: Metrics | None = None,
                  on_done: Callable[[Job, str], None] | None = None, decoder: Decoder | None = None,
                  retry_base_seconds: float | None = None, retry_max_seconds: float | None = None) -> None:
-        # ``decoder`` replaces decode_image (same signature); tests use it to make decoding slow.
+        # ``decoder`` replaces decode_photo (called with max_pixels and max_file_bytes; it may
+        # return a bare RGB array); tests use it to make decoding slow.
         # ``retry_*_seconds`` override pipeline.retry_base_seconds / retry_max_seconds.
-        from bshmd.pipeline.decode import decode_image
 
         self._config = config
         self._engine = engine
         self._instance_id = instance_id
         self.metrics = metrics or Metrics()
         self._on_done = on_done
-        self._decode_image = decoder or decode_image
+        self._decoder = decoder
         self._retry_override = (retry_base_seconds, retry_max_seconds)
         self.retry_backoff = RetryBackoff(*self._retry_limits(config))
         self.capacity = config.pipeline.queue_size + config.batch.max_size
@@ -392,11 +398,12 @@ class Pipeline:
         timeout = config.pipeline.decode_timeout_seconds
         try:
             work.accepted = job.accept_once or consume_accept(folder, job.key)
-            work.rgb = runner.call(
-                lambda: self._decode_image(job.path, max_pixels=limits.max_pixels,
-                                           max_file_bytes=limits.max_file_bytes),
+            keep_16bit = config.outputs_for(folder).bit_depth == "keep"
+            work.photo, work.rgb = runner.call(
+                lambda: self._decode_photo(job.path, limits.max_pixels, limits.max_file_bytes, keep_16bit),
                 timeout,
             )
+            work.notes.extend(work.photo.meta.dropped)
             if not work.accepted:
                 check_input(work.rgb, config.gate_for(folder))
         except StageTimeout:
@@ -411,8 +418,22 @@ class Pipeline:
         if work.rejection is None:
             self.metrics.decode_seconds.observe(job.timings["decode"])
         else:
-            work.rgb = None
+            work.rgb = work.photo = None
         return work
+
+    def _decode_photo(self, path: Path, max_pixels: int, max_file_bytes: int, keep_16bit: bool) -> tuple[Any, Any]:
+        """(the Decoded photo, its pixels in sRGB for the network); runs on a timed worker."""
+        from bshmd.decode.record import Decoded
+        from bshmd.outputs.colour import to_srgb
+        from bshmd.pipeline.decode import decode_photo
+
+        if self._decoder is None:
+            photo = decode_photo(path, max_pixels=max_pixels, max_file_bytes=max_file_bytes, keep_16bit=keep_16bit)
+        else:
+            photo = self._decoder(path, max_pixels=max_pixels, max_file_bytes=max_file_bytes)
+            if not isinstance(photo, Decoded):
+                photo = Decoded(photo)
+        return photo, to_srgb(photo.rgb, photo.meta.icc)
 
     @staticmethod
     def _results_exist(work: _Work) -> bool:
@@ -566,7 +587,7 @@ class Pipeline:
             job.extra["matte"] = check_matte(work.alpha, config.gate_for(folder))
         outputs_cfg = config.outputs_for(folder)
         paths = output_paths(folder.output, job.relpath, outputs_cfg)
-        blobs = render_outputs(work.rgb, work.alpha, outputs_cfg)
+        blobs = render_outputs(work.rgb, work.alpha, outputs_cfg, photo=work.photo, notes=work.notes)
         if work.cancelled:
             return
         try:
@@ -701,6 +722,11 @@ class Pipeline:
                 extra["bshmd_outcome"] = "recovered"
                 log.info("recovered %s → %s: results written by %s before it stopped; claim completed",
                          job.path, first, job.extra.get("retaken_from"), extra=extra)
+            elif work.notes:
+                # The photo is processed; what of its metadata could not be carried is said here.
+                extra["bshmd_dropped"] = "; ".join(work.notes)
+                log.warning("processed %s → %s %s; metadata dropped: %s", job.path, first, times,
+                            extra["bshmd_dropped"], extra=extra)
             else:
                 log.info("processed %s → %s %s", job.path, first, times, extra=extra)
             self._settle(job, "_processed", "processed")

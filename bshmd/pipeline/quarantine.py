@@ -458,7 +458,8 @@ def accept(entry: QuarantineEntry, config: Config, *, by: str = "cli") -> list[P
     import numpy as np
     from PIL import Image
 
-    from bshmd.pipeline.decode import decode_image
+    from bshmd.outputs.colour import to_srgb
+    from bshmd.pipeline.decode import decode_photo
     from bshmd.pipeline.outputs import output_paths, render_outputs, write_outputs
 
     folder = next((f for f in config.folders if f.quarantine == entry.folder.quarantine), entry.folder)
@@ -467,15 +468,17 @@ def accept(entry: QuarantineEntry, config: Config, *, by: str = "cli") -> list[P
         raise InputRejected("no_matte", f"{entry.path}: no stored matte (reason {entry.reason}); requeue it instead")
     if not entry.path.exists():
         raise InputRejected("input_missing", f"{entry.path}: the quarantined input is gone")
-    rgb = decode_image(entry.path, max_pixels=config.limits.max_pixels,
-                       max_file_bytes=config.limits.max_file_bytes)
+    outputs_cfg = config.outputs_for(folder)
+    photo = decode_photo(entry.path, max_pixels=config.limits.max_pixels,
+                         max_file_bytes=config.limits.max_file_bytes, keep_16bit=outputs_cfg.bit_depth == "keep")
+    rgb = photo.rgb
     with Image.open(matte_file) as image:
         alpha = np.asarray(image.convert("L"), dtype=np.uint8)
     if alpha.shape != rgb.shape[:2]:
         raise InputRejected("matte_mismatch", f"{matte_file}: matte {alpha.shape} does not fit the image {rgb.shape[:2]}")
-    outputs_cfg = config.outputs_for(folder)
     paths = output_paths(folder.output, entry.relpath, outputs_cfg)
-    write_outputs(paths, render_outputs(rgb, alpha, outputs_cfg), output_root=folder.output,
+    blobs = render_outputs(to_srgb(rgb, photo.meta.icc), alpha, outputs_cfg, photo=photo)
+    write_outputs(paths, blobs, output_root=folder.output,
                   file_mode=outputs_cfg.file_mode, group=outputs_cfg.group)
     action = config.on_success_for(folder)
     moved: Path | None
