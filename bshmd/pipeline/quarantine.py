@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 from bshmd import __version__
 from bshmd.errors import InputRejected
 from bshmd.pipeline.atomic import atomic_write, ensure_root, free_name, numbered_name, open_parent, safe_move
+from bshmd.pipeline.sidecars import move_with_sidecar, sidecar_of
 from bshmd.records import FileKey
 
 if TYPE_CHECKING:
@@ -144,7 +145,8 @@ def _sidecar_taken(folder: Path):  # noqa: ANN202 - a predicate for free_name
 
 
 def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath, rejection: InputRejected, *,
-                     instance_id: str, matte: np.ndarray | None = None) -> Path:
+                     instance_id: str, matte: np.ndarray | None = None,
+                     expect: tuple[int, int] | None = None) -> Path:
     """Move ``source`` into the quarantine tree with its reason; returns where it now is.
 
     The sidecars (reason, matte, preview) are written first, under the name the input will
@@ -154,6 +156,9 @@ def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath,
     before it was removed from the input folder is finished by the next attempt. A vanished input
     is only recorded (``input_missing``). Errors that leave the input in place (disk full,
     permissions) are raised, after removing what was written, so the caller can retry later.
+    With ``expect`` (the size and mtime it was judged with), an input that is no longer that
+    file raises SourceChanged (bshmd.fs.move) and stays where it is. Its XMP sidecar, if it
+    has one of its own, follows it.
     """
     root = folder.quarantine
     relpath = PurePosixPath(relpath)
@@ -199,9 +204,10 @@ def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath,
         reason_file = target.with_name(final_name + REASON_SUFFIX)
         atomic_write(reason_file, _encode(record), root=root)
         written.append(reason_file)
+        xmp = sidecar_of(source)
         try:
             sidecars_of_others = _sidecar_taken(wanted.parent)
-            moved = safe_move(source, target, root=root,
+            moved = safe_move(source, target, root=root, expect=expect,
                               taken=lambda n: n != final_name and sidecars_of_others(n))
         except FileNotFoundError:
             if source.exists():
@@ -219,6 +225,7 @@ def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath,
         raise
     if moved != target:  # another mover took the name meanwhile: the sidecars follow the input
         _rename_sidecars(target, moved, root)
+    move_with_sidecar(source, moved, xmp, root=root)
     log.info("quarantined %s → %s (%s)", source, moved, rejection.reason_code)
     return moved
 
