@@ -48,13 +48,14 @@ from pathlib import Path
 from typing import Any
 
 from bshmd.config import Config, FolderConfig
+from bshmd.decode.sidecar import sidecar_of
 from bshmd.errors import InputRejected
 from bshmd.fs.move import SourceChanged, remove_unchanged
 from bshmd.metrics import Metrics
 from bshmd.pipeline.batcher import Batcher
 from bshmd.pipeline.grace import NOT_FINISHED, NotFinished, judge
 from bshmd.pipeline.retry import BACK_OFF_REASONS, RETRY_IN, RetryBackoff
-from bshmd.pipeline.sidecars import move_with_sidecar, sidecar_of
+from bshmd.pipeline.sidecars import move_with_sidecar
 from bshmd.pipeline.timed import StageTimeout, TimedRunner
 from bshmd.records import Job
 

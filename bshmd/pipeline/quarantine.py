@@ -52,9 +52,10 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from bshmd import __version__
+from bshmd.decode.sidecar import sidecar_of
 from bshmd.errors import InputRejected
 from bshmd.pipeline.atomic import atomic_write, ensure_root, free_name, numbered_name, open_parent, safe_move
-from bshmd.pipeline.sidecars import move_with_sidecar, sidecar_of
+from bshmd.pipeline.sidecars import move_with_sidecar
 from bshmd.records import FileKey
 
 if TYPE_CHECKING:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bshmd.decode.sidecar import follow_name, sidecar_of
+from bshmd.decode.sidecar import follow_name
 from bshmd.pipeline.atomic import safe_move
 
 log = logging.getLogger("bshmd.sidecars")
 
 
 def move_with_sidecar(source: Path, moved: Path, sidecar: Path | None, *, root: Path) -> Path | None:
-    """Move ``sidecar`` (found with ``sidecar_of`` before ``source`` moved) beside ``moved``.
+    """Move ``sidecar`` (bshmd.decode.sidecar.sidecar_of, before ``source`` moved) beside ``moved``.
 
     Returns where it went. A sidecar that cannot follow is logged and left in place: the
     photo's move stands.
@@ -29,5 +29,3 @@ def move_with_sidecar(source: Path, moved: Path, sidecar: Path | None, *, root: 
     log.debug("sidecar %s followed %s to %s", sidecar, source, placed)
     return placed
 
-
-__all__ = ["move_with_sidecar", "sidecar_of"]
