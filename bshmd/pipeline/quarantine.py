@@ -406,7 +406,10 @@ def requeue(entry: QuarantineEntry, *, accept: bool = False, by: str = "cli") ->
     if not entry.path.exists():
         raise InputRejected("input_missing", f"{entry.path}: the quarantined input is gone; nothing to requeue")
     before = entry.path.stat()
-    moved = safe_move(entry.path, folder.input.joinpath(*entry.relpath.parts), root=folder.input)
+    wanted = folder.input.joinpath(*entry.relpath.parts)
+    # The XMP sidecar goes back first, so it is there when the photo is picked up again.
+    move_with_sidecar(entry.path, wanted, sidecar_of(entry.path), root=folder.input)
+    moved = safe_move(entry.path, wanted, root=folder.input)
     try:
         _touch_new_key(moved, before.st_mtime_ns)
         key = FileKey.of(folder.input, moved)
@@ -536,7 +539,9 @@ def reject(entry: QuarantineEntry, *, by: str = "cli") -> Path:
     target = root.joinpath(*rel_folder.parts, entry.path.name)
     taken = _sidecar_taken(target.parent)
     if entry.path.exists():
+        xmp = sidecar_of(entry.path)
         moved = safe_move(entry.path, target, root=root, taken=taken)
+        move_with_sidecar(entry.path, moved, xmp, root=root)
     else:
         with open_parent(target, root) as (dir_fd, name):
             moved = target.with_name(free_name(dir_fd, name, taken))

@@ -133,3 +133,22 @@ def test_a_picture_with_an_extension_not_processed_gets_one_info_line(local, eng
         f"not processing {local['backing'] / 'new camera.jxl'}: .jxl is not in extensions (jpg)",
         f"not processing {local['backing'] / 'x.png'}: .png is not in extensions (jpg)",
     ]
+
+
+def test_the_sidecar_goes_back_on_requeue_and_along_on_reject(local):
+    from bshmd.errors import InputRejected
+    from bshmd.pipeline.quarantine import find_entry, quarantine_input, reject, requeue
+
+    config = nas_config(local)
+    folder = config.folders[0]
+    for name in ("c.jpg", "d.jpg"):
+        (local["backing"] / name).write_bytes(photo_bytes(64, 64, "JPEG"))
+        (local["backing"] / f"{name}.xmp").write_bytes(XMP)
+        quarantine_input(folder, local["backing"] / name, Path(name), InputRejected("corrupt", f"{name}: bad"),
+                         instance_id="t")
+    assert sorted(p.name for p in local["backing"].iterdir()) == []
+    back = requeue(find_entry(config.folders, local["quarantine"] / "c.jpg"))
+    assert back == local["backing"] / "c.jpg" and (local["backing"] / "c.jpg.xmp").read_bytes() == XMP
+    rejected = reject(find_entry(config.folders, local["quarantine"] / "d.jpg"))
+    assert rejected.with_name("d.jpg.xmp").read_bytes() == XMP
+    assert not (local["quarantine"] / "d.jpg.xmp").exists()
