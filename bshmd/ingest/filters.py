@@ -107,10 +107,9 @@ class PathFilter:
             lowered = part.lower()
             if any(fnmatch.fnmatchcase(lowered, glob) for glob in self._name_globs):
                 return True
-        if self._path_globs:
-            rel = "/".join(parts).lower()
-            return any(fnmatch.fnmatchcase(rel, glob) for glob in self._path_globs)
-        return False
+        # A path glob names a folder or a file: whatever lies below a matching folder is ignored too.
+        prefixes = ["/".join(parts[:end]).lower() for end in range(1, len(parts) + 1)] if self._path_globs else []
+        return any(fnmatch.fnmatchcase(prefix, glob) for prefix in prefixes for glob in self._path_globs)
 
     def accepts_dir(self, path: Path) -> bool:
         """Whether a folder below the root is walked at all."""
@@ -127,14 +126,14 @@ class PathFilter:
         except ValueError:
             return False
         parts = rel.parts
-        if not parts or self._ignored(parts):
+        if not parts or self._ignored(parts) or self.is_excluded_dir(path.parent):
             return False
         if os.path.splitext(parts[-1])[1].lower() not in self.extensions:
             extension = extension_of(parts[-1])
             if extension in IMAGE_LOOKING_EXTENSIONS:
                 note_unprocessed_image(path, extension, self.extensions)
             return False
-        return not self.is_excluded_dir(path.parent)
+        return True
 
     def paired_with(self, path: Path) -> Path | None:
         """The other half of a RAW+JPEG pair that ``raw_pairs`` processes instead of ``path``.

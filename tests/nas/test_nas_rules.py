@@ -34,6 +34,7 @@ def test_folder_globs_match_names_or_relative_paths():
     assert not path_filter.accepts_dir(root / "shoot" / "Originals")
     assert not path_filter.accepts_file(root / "a.bak.jpg")
     assert not path_filter.accepts_dir(root / "clients" / "acme" / "proofs")
+    assert not path_filter.accepts_file(root / "clients" / "acme" / "proofs" / "a.jpg")  # an event below it
     assert path_filter.accepts_file(root / "clients" / "acme" / "a.jpg")
     assert path_filter.accepts_file(root / "shoot" / "original.jpg")
 
