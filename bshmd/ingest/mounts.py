@@ -112,11 +112,7 @@ def is_mount_point(path: str | os.PathLike[str]) -> bool:
     parent = os.stat(os.path.join(real, ".."))
     if st.st_dev != parent.st_dev or st.st_ino == parent.st_ino:
         return True
-    try:
-        text = MOUNTINFO.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError:
-        return False
-    return any(mount.mount_point == real for mount in parse_mountinfo(text))
+    return any(mount.mount_point == real for mount in _mount_table() or ())
 
 
 # Attribute-cache times of clients whose options do not show them (kernel and libfuse defaults).
@@ -179,7 +175,7 @@ def attribute_cache(mount: Mount | None) -> tuple[float, str]:
         if shown is not None:
             return shown[0], f"{kind} mount option {shown[1]}"
         return CIFS_DEFAULT_ACTIMEO, f"{kind} default actimeo"
-    if kind == "fuse" or kind.startswith("fuse.") and kind != "fuseblk":
+    if kind == "fuse" or kind.startswith("fuse."):
         return FUSE_DEFAULT_ATTR_TIMEOUT, f"{kind}: libfuse default attr_timeout (not shown by the mount)"
     if is_network_fs(kind):
         return FUSE_DEFAULT_ATTR_TIMEOUT, f"{kind}: network filesystem"
