@@ -36,11 +36,12 @@ def bindfs(backing: Path, mount: Path, *options: str) -> Iterator[Path]:
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     if result.returncode != 0:
         pytest.skip(f"cannot mount bindfs here: {result.stderr.strip()}")
+    fusermount = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount3"
     try:
         yield mount
     finally:
         for _ in range(50):
-            unmount = subprocess.run(["fusermount3", "-u", str(mount)], capture_output=True, text=True)
+            unmount = subprocess.run([fusermount, "-u", str(mount)], capture_output=True, text=True)
             if unmount.returncode == 0 or not os.path.ismount(mount):
                 break
             time.sleep(0.1)  # busy: a daemon thread may still be closing a file
