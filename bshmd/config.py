@@ -31,7 +31,11 @@ from bshmd.errors import ConfigError
 
 CONFIG_ENV = "BSHMD_CONFIG"
 
-DEFAULT_EXTENSIONS = ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp")
+DEFAULT_EXTENSIONS = (
+    "jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "heic", "heif",
+    # camera RAW (bshmd.decode.raw)
+    "dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2", "pef", "srw",
+)
 DEFAULT_MODEL_ID = "damo/cv_unet_image-matting"
 
 
@@ -151,6 +155,7 @@ class GateConfig(Section):
 
 OnSuccess = Literal["keep", "move", "delete"]
 WatchMode = Literal["auto", "events", "poll"]
+RawPairs = Literal["jpeg", "raw", "both"]  # which half of a RAW+JPEG pair of one shot is processed
 
 
 def _partial(model: type[Section]) -> type[Section]:
@@ -178,6 +183,12 @@ class FolderConfig(Section):
     outputs: OutputsOverride | None = None  # type: ignore[valid-type]
     gate: GateOverride | None = None  # type: ignore[valid-type]
     on_success: OnSuccess | None = None
+    raw_pairs: RawPairs | None = None
+    # Globs of names (or, with a "/", relative paths) never to process, beside the built-in list.
+    ignore: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    # How long a client may see stale sizes and mtimes here (NFS/SMB/FUSE attribute cache);
+    # None: read from the mount's options (bshmd.ingest.mounts.attribute_cache).
+    attribute_cache_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
 
     @property
     def done_dir(self) -> Path:
@@ -236,6 +247,10 @@ class Config(Section):
     model: ModelConfig = ModelConfig()
     folders: Annotated[tuple[FolderConfig, ...], Field(min_length=1)]
     settle_seconds: Seconds = 2.0
+    # A file that reads as cut short (or empty) while its mtime is younger than this is still
+    # being copied: it goes back to settling instead of to quarantine. 0: quarantine at once.
+    truncated_grace_seconds: Annotated[float, Field(ge=0)] = 120.0
+    raw_pairs: RawPairs = "jpeg"
     poll_seconds: Seconds = 2.0
     rescan_seconds: Seconds = 300.0
     extensions: Annotated[tuple[Extension, ...], Field(min_length=1)] = DEFAULT_EXTENSIONS
@@ -269,6 +284,9 @@ class Config(Section):
 
     def on_success_for(self, folder: FolderConfig) -> OnSuccess:
         return folder.on_success or self.on_success
+
+    def raw_pairs_for(self, folder: FolderConfig) -> RawPairs:
+        return folder.raw_pairs or self.raw_pairs
 
 
 def _merge(defaults: Section, override: Section | None) -> Any:
@@ -414,6 +432,7 @@ def dump_effective(config: Config) -> str:
         folder_data["outputs"] = config.outputs_for(folder).model_dump(mode="json")
         folder_data["gate"] = config.gate_for(folder).model_dump(mode="json")
         folder_data["on_success"] = config.on_success_for(folder)
+        folder_data["raw_pairs"] = config.raw_pairs_for(folder)
         folder_data["done"] = str(folder.done_dir)
         folder_data["rejected"] = str(folder.rejected_dir)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

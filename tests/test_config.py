@@ -35,7 +35,10 @@ def test_minimal_config_resolves_relative_paths_against_its_folder(tmp_path: Pat
     folder = config.folders[0]
     assert (folder.input, folder.output, folder.quarantine) == (tmp_path / "in", tmp_path / "out", tmp_path / "quarantine")
     assert config.settle_seconds == 2.0
-    assert config.extensions == ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp")
+    assert config.extensions == ("jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "heic", "heif",
+                                 "dng", "cr2", "cr3", "nef", "arw", "raf", "orf", "rw2", "pef", "srw")
+    assert (config.truncated_grace_seconds, config.raw_pairs) == (120.0, "jpeg")
+    assert (folder.ignore, folder.attribute_cache_seconds, folder.raw_pairs) == ((), None, None)
 
 
 def test_example_config_is_valid() -> None:

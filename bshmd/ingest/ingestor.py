@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from bshmd.config import Config, FolderConfig
+from bshmd.fs.fresh import revalidate
 from bshmd.ingest import settle as settle_states
+from bshmd.ingest.attrcache import settle_window
 from bshmd.ingest.claims import ClaimStore, FileClaim, StateUnavailable
 from bshmd.ingest.filters import PathFilter, excluded_dirs_for
 from bshmd.ingest.mounts import watch_mode_for
 from bshmd.ingest.scan import stat_candidate, walk
-from bshmd.ingest.settle import SettleTracker, opens_for_reading
+from bshmd.ingest.settle import SettleTracker
 from bshmd.ingest.sweep import sweep_leftovers
 from bshmd.ingest.watch import OverflowListener, start_observer, stop_observer
 from bshmd.records import FileKey, Job
@@ -198,11 +200,11 @@ class Ingestor:
         now = time.monotonic()
         for index, cfg in enumerate(config.folders):
             key = str(cfg.input)
-            path_filter = PathFilter(cfg.input, config.extensions, excluded)
+            path_filter = PathFilter(cfg.input, config.extensions, excluded, cfg.ignore, config.raw_pairs_for(cfg))
             old = previous.get(key)
             if old is not None and old.cfg == cfg:
                 old.index, old.path_filter = index, path_filter
-                old.tracker.settle_seconds = config.settle_seconds
+                old.tracker.settle_seconds = settle_window(cfg, config.settle_seconds).seconds
                 old.store.lease_seconds = config.claims.lease_seconds
                 old.rescan_due = min(old.rescan_due, now + config.rescan_seconds)
                 if poll_changed and old.mode == "poll":
@@ -218,7 +220,7 @@ class Ingestor:
                 root=cfg.input,
                 path_filter=path_filter,
                 store=self._store_for(cfg.state_dir, config.claims.lease_seconds),
-                tracker=SettleTracker(config.settle_seconds),
+                tracker=SettleTracker(settle_window(cfg, config.settle_seconds).seconds),
             )
         for key, old in previous.items():
             if key not in folders:
@@ -367,6 +369,10 @@ class Ingestor:
         self._stop_watching(folder)
         folder.available, folder.identity = True, identity
         folder.mode = watch_mode_for(folder.root, folder.cfg.watch)
+        # Attribute caches (bshmd.ingest.attrcache): the mount may have changed with the folder.
+        window = settle_window(folder.cfg, self._config.settle_seconds)
+        folder.tracker.settle_seconds = window.seconds
+        log.info("watching %s (%s): %s", folder.root, folder.mode, window.describe())
         name = f"bshmd-watch-{folder.index}"
         try:
             folder.observer = start_observer(folder.root, folder.mode, self._config.poll_seconds,
@@ -463,10 +469,15 @@ class Ingestor:
                 key = FileKey.of(folder.root, path, st)
                 if not folder.tracker.check(path, key):
                     continue
-                readable, why = opens_for_reading(path)
-                if not readable:
+                # Attribute caches (bshmd.ingest.attrcache): the last look is at fresh attributes.
+                fresh, why = revalidate(path)
+                if fresh is None:
                     log.debug("%r does not open for reading yet (%s)", str(path), why)
                     folder.tracker.retry_later(path, max(config.settle_seconds / 2, 0.1))
+                    continue
+                fresh_key = FileKey.of(folder.root, path, fresh)
+                if fresh_key != key:
+                    folder.tracker.check(path, fresh_key)  # it changed after all: settle again
                     continue
                 self._claim_and_hand(folder, path, key)
             except Exception:
@@ -499,6 +510,15 @@ class Ingestor:
             claim.release()  # it changed while we claimed it: settle again
             if st is None:
                 folder.tracker.forget(path)
+            return
+        # RAW+JPEG pairs (raw_pairs, bshmd.ingest.filters): the other half is processed instead.
+        partner = folder.path_filter.paired_with(path)
+        if partner is not None:
+            log.info("leaving %s alone: %s of the same shot is processed (raw_pairs: %s)", path,
+                     partner.name, folder.path_filter.raw_pairs,
+                     extra={"bshmd_file": str(path), "bshmd_outcome": "skipped:raw_pair"})
+            claim.complete("skipped")
+            folder.tracker.finish(path, key, settle_states.DONE)
             return
         self._hand_over(folder, path, key, claim)
 

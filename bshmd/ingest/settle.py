@@ -5,12 +5,12 @@ reopen files, FTP servers append), so the tracker trusts only its own observatio
 with ``time.monotonic``: a file is settled when a fresh stat, taken at least
 ``settle_seconds`` after the first observation of its current size and mtime, still shows
 them unchanged, and the file opens for reading (a Windows client writing over SMB holds a
-share lock that makes the open fail).
+share lock that makes the open fail). On filesystems that cache attributes, the settle time
+is longer and the last look is at fresh attributes: see bshmd.ingest.attrcache.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from collections.abc import Callable
@@ -148,12 +148,3 @@ class SettleTracker:
         self._active.clear()
         self._finished.clear()
 
-
-def opens_for_reading(path: Path) -> tuple[bool, str]:
-    """Whether the file opens read-only now; a writer's share lock or a permission problem says no."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        return False, errno.errorcode.get(exc.errno or 0, str(exc))
-    os.close(fd)
-    return True, ""

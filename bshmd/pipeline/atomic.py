@@ -17,14 +17,16 @@ import contextlib
 import errno
 import logging
 import os
-import secrets
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bshmd.fs.move import TMP_SUFFIX, Expected, place
+from bshmd.fs.move import exists_at as _exists
+from bshmd.fs.move import fsync_dir as _fsync_dir
+from bshmd.fs.move import temp_name as _temp_name
+
 log = logging.getLogger("bshmd.atomic")
 
-TMP_SUFFIX = ".bshmd-tmp"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
@@ -118,12 +120,6 @@ def ensure_root(root: Path) -> None:
         os.mkdir(root)
 
 
-def _temp_name(name: str) -> str:
-    # Keep the temporary name within NAME_MAX (255 bytes) whatever the final name's length.
-    stem = name if len(os.fsencode(name)) <= 180 else "long-name"
-    return f".{stem}.{secrets.token_hex(4)}{TMP_SUFFIX}"
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -163,14 +159,6 @@ def atomic_write(path: Path, data: bytes, *, root: Path, mode: int = 0o644, grou
         _fsync_dir(dir_fd)
 
 
-def _fsync_dir(dir_fd: int) -> None:
-    try:
-        os.fsync(dir_fd)
-    except OSError as exc:  # some network filesystems refuse fsync on folders; the rename stands
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
-
-
 def numbered_name(name: str, number: int) -> str:
     """'a.jpg' → 'a~1.jpg'; 'archive' → 'archive~1'; '.hidden' → '.hidden~1'."""
     stem, dot, ext = name.rpartition(".")
@@ -189,23 +177,17 @@ def free_name(dir_fd: int, name: str, taken: Callable[[str], bool] | None = None
     return candidate
 
 
-def _exists(dir_fd: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def safe_move(src: Path, dst: Path, *, root: Path, taken: Callable[[str], bool] | None = None) -> Path:
+def safe_move(src: Path, dst: Path, *, root: Path, taken: Callable[[str], bool] | None = None,
+              expect: Expected | None = None) -> Path:
     """Move the file ``src`` to ``dst`` under ``root`` without overwriting anything.
 
     ``root`` is created if missing (see ensure_root); folders under it as needed.
     If ``dst`` exists, 'name~1.ext', 'name~2.ext'… is used instead; ``taken`` may reserve
-    further names (a sidecar's owner). Returns the final path. On one filesystem this is a
-    hard link then unlink (link refuses to overwrite, so two movers cannot clobber each other);
-    across filesystems, or where links are unsupported (SMB), a copy to a temporary name,
-    fsync, then the no-overwrite step, then the source is removed.
+    further names (a sidecar's owner). Returns the final path. The move itself is
+    ``bshmd.fs.move.place``: a hard link then unlink on one filesystem; across filesystems a
+    copy that is verified against the source before the source is removed. With ``expect``
+    (size, mtime_ns), a source that is not (or no longer) that file raises SourceChanged and
+    stays where it is.
     """
     src = Path(src)
     ensure_root(root)
@@ -213,7 +195,7 @@ def safe_move(src: Path, dst: Path, *, root: Path, taken: Callable[[str], bool] 
         while True:
             final = free_name(dir_fd, name, taken)
             try:
-                _place(src, dir_fd, final)
+                place(src, dir_fd, final, expect=expect)
             except FileExistsError:
                 continue  # another mover took that name between the check and the link
             break
@@ -221,48 +203,3 @@ def safe_move(src: Path, dst: Path, *, root: Path, taken: Callable[[str], bool] 
     final_path = Path(dst).with_name(final)
     log.debug("moved %s to %s", src, final_path)
     return final_path
-
-
-def _place(src: Path, dir_fd: int, final: str) -> None:
-    try:
-        os.link(src, final, dst_dir_fd=dir_fd, follow_symlinks=False)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
-            raise
-        _copy_then_place(src, dir_fd, final)
-    os.unlink(src)
-
-
-def _copy_then_place(src: Path, dir_fd: int, final: str) -> None:
-    tmp = _temp_name(final)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                 dir_fd=dir_fd)
-    try:
-        with open(src, "rb") as reader, os.fdopen(fd, "wb", closefd=False) as writer:
-            shutil.copyfileobj(reader, writer, 1 << 20)
-            writer.flush()
-            info = os.fstat(reader.fileno())
-            os.fchmod(fd, info.st_mode & 0o7777)
-            os.utime(fd, ns=(info.st_atime_ns, info.st_mtime_ns))
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dir_fd)
-        raise
-    os.close(fd)
-    try:
-        try:
-            os.link(tmp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except FileExistsError:
-            raise
-        except OSError:
-            # No hard links here (SMB, some FUSE): check-then-rename, a small window only.
-            if _exists(dir_fd, final):
-                raise FileExistsError(errno.EEXIST, "exists", final) from None
-            os.rename(tmp, final, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=dir_fd)

@@ -20,6 +20,8 @@ Conversions, so BSHM always gets the photograph as the photographer saw it:
 - The ICC profile, EXIF, XMP, IPTC and resolution are read from the same opened header
   (bshmd.decode.meta); a broken block is dropped with its reason, never the photo. Pixels stay
   in the file's own colour space: converting for the network is the caller's business.
+- Camera RAW files (by extension) are developed by bshmd.decode.raw; HEIC/HEIF is opened
+  through Pillow once bshmd.decode.heif has registered pillow-heif.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bshmd.decode.record import Decoded
+from bshmd.decode.heif import register_opener as _register_heif
+from bshmd.decode.raw import decode_raw, is_raw
 from bshmd.errors import InputRejected
 
 if TYPE_CHECKING:
@@ -108,23 +112,6 @@ def _own_pixel_limit() -> Iterator[None]:
             _bomb_users -= 1
             if _bomb_users == 0:
                 Image.MAX_IMAGE_PIXELS = _bomb_saved
-
-
-_heif_registered = False
-
-
-def _register_heif() -> bool:
-    """Teach Pillow HEIC/HEIF when the optional pillow-heif package is installed."""
-    global _heif_registered
-    if _heif_registered:
-        return True
-    try:
-        import pillow_heif
-    except ImportError:
-        return False
-    pillow_heif.register_heif_opener()
-    _heif_registered = True
-    return True
 
 
 def _read_file(path: Path, max_file_bytes: int) -> bytes:
@@ -318,14 +305,15 @@ def decode_photo(path: Path, *, max_pixels: int, max_file_bytes: int, keep_16bit
     name = path.name
     data = _read_file(path, max_file_bytes)
     measured: dict[str, Any] = {"bytes": len(data)}
+    if is_raw(path):  # camera RAW goes by its extension: bshmd.decode.raw
+        return decode_raw(data, name, max_pixels=max_pixels, measured=measured)
     kind = sniff_format(data[:32])
     if kind is None:
         raise InputRejected("not_an_image", f"{name}: no known image signature at the start of the file",
                             {**measured, "head": data[:8].hex()})
     measured["format"] = kind
     if kind == "HEIF" and not _register_heif():
-        raise InputRejected("unsupported", f"{name}: HEIF/HEIC needs the optional pillow-heif package",
-                            measured)
+        raise InputRejected("unsupported", f"{name}: HEIF/HEIC needs the pillow-heif package", measured)
     if kind == "JPEG" and not _jpeg_complete(data):
         raise InputRejected("truncated", f"{name}: the JPEG data ends without its end-of-image marker",
                             measured)

@@ -3,7 +3,8 @@
 Same decoding, batching, quality gate, outputs and quarantine as the daemon, with no claims
 (nothing else competes for the files) and ``on_success: keep``: the inputs stay where they
 are. Quarantined inputs are *moved* into the quarantine folder, exactly as the daemon does,
-so that a second run over SRC retries only what was fixed and requeued.
+so that a second run over SRC retries only what was fixed and requeued. The tree is taken to
+be complete: a file that reads as cut short is quarantined at once (no truncated grace).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def build_config(src: Path, dst: Path, *, quarantine: Path | None, model_path: P
         base_dir = Path.cwd()
     data["folders"] = [folder]
     data["on_success"] = "keep"
+    data["truncated_grace_seconds"] = 0
     if model_path is not None:
         data.setdefault("model", {})["path"] = str(Path(os.path.abspath(model_path)))
     return parse_config(data, base_dir=base_dir, source=config_file)
@@ -64,17 +66,18 @@ def _read_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
-def find_inputs(folder: FolderConfig, extensions: tuple[str, ...]) -> Iterator[Path]:
+def find_inputs(folder: FolderConfig, config: Config) -> Iterator[Path]:
     """Every candidate image below the input folder, by the daemon's own rules, in sorted order."""
     from bshmd.ingest.filters import PathFilter, excluded_dirs_for
 
-    path_filter = PathFilter(folder.input, extensions, excluded_dirs_for([folder]))
+    path_filter = PathFilter(folder.input, config.extensions, excluded_dirs_for([folder]), folder.ignore,
+                             config.raw_pairs_for(folder))
     for root, dirs, files in os.walk(folder.input):
         here = Path(root)
         dirs[:] = sorted(d for d in dirs if path_filter.accepts_dir(here / d))
         for name in sorted(files):
             path = here / name
-            if path_filter.accepts_file(path) and not path.is_symlink():
+            if path_filter.accepts_file(path) and not path.is_symlink() and path_filter.paired_with(path) is None:
                 yield path
 
 
@@ -91,7 +94,7 @@ def run_process(src: Path, dst: Path, *, quarantine: Path | None, model_path: Pa
     for path in (folder.output, folder.quarantine):
         path.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True)
-    inputs = list(find_inputs(folder, config.extensions))
+    inputs = list(find_inputs(folder, config))
     if progress is None:
         progress = sys.stderr.isatty()
 

@@ -33,6 +33,10 @@ before it instead of filling memory::
   configuration; see bshmd.pipeline.retry).
   The failure is logged once per file at ERROR, repeats at DEBUG, plus a WARNING per folder
   at most once a minute while files wait on it; ``health().files_backing_off`` counts them.
+- An input still being written (it reads as cut short while young, or changed since it was
+  settled; see bshmd.pipeline.grace) is given back "not finished" with the time to look
+  again, never quarantined. Every move or delete of an input first checks that it is still
+  the file that was settled (bshmd.fs.move).
 """
 
 from __future__ import annotations
@@ -48,10 +52,14 @@ from pathlib import Path
 from typing import Any
 
 from bshmd.config import Config, FolderConfig
+from bshmd.decode.sidecar import sidecar_of
 from bshmd.errors import InputRejected
+from bshmd.fs.move import SourceChanged, remove_unchanged
 from bshmd.metrics import Metrics
 from bshmd.pipeline.batcher import Batcher
+from bshmd.pipeline.grace import NOT_FINISHED, NotFinished, judge
 from bshmd.pipeline.retry import BACK_OFF_REASONS, RETRY_IN, RetryBackoff
+from bshmd.pipeline.sidecars import move_with_sidecar
 from bshmd.pipeline.timed import StageTimeout, TimedRunner
 from bshmd.records import Job
 
@@ -112,6 +120,11 @@ class _Work:
     outputs: dict[str, Path] = field(default_factory=dict)
     cancelled: bool = False  # the job was finished elsewhere (timeout, abort): do not touch it
     recovered: bool = False  # an earlier holder wrote the results before it died: only finish up
+
+
+def _settle_seconds(config: Config, folder: FolderConfig) -> float:
+    """The shortest settle window of ``folder`` as configured (its mount may add to it)."""
+    return config.settle_seconds + (folder.attribute_cache_seconds or 0.0)
 
 
 def internal_error(exc: BaseException) -> InputRejected:
@@ -414,6 +427,11 @@ class Pipeline:
             log.exception("unexpected error while decoding %s", job.path)
             self.metrics.internal_errors.labels("decode").inc()
             work.rejection = internal_error(exc)
+        # Truncated grace (bshmd.pipeline.grace): a file still being written is not finished.
+        unfinished = judge(job.path, job.key, work.rejection, grace_seconds=config.truncated_grace_seconds,
+                           settle_seconds=_settle_seconds(config, folder))
+        if unfinished is not None:
+            work.rejection = unfinished
         job.timings["decode"] = time.monotonic() - started
         if work.rejection is None:
             self.metrics.decode_seconds.observe(job.timings["decode"])
@@ -616,14 +634,25 @@ class Pipeline:
 
         config, folder, job = work.config, work.folder, work.job
         action = config.on_success_for(folder)
+        expect = (job.key.size, job.key.mtime_ns)
         try:
             if action == "move":
                 # Created on demand, but only beside an existing parent: a missing share must
                 # not turn into a folder on the local disk.
                 folder.done_dir.mkdir(exist_ok=True)
-                job.extra["moved_to"] = safe_move(job.path, folder.done_dir / job.relpath, root=folder.done_dir)
+                xmp = sidecar_of(job.path)
+                moved = safe_move(job.path, folder.done_dir / job.relpath, root=folder.done_dir, expect=expect)
+                job.extra["moved_to"] = moved
+                move_with_sidecar(job.path, moved, xmp, root=folder.done_dir)
             elif action == "delete":
-                job.path.unlink(missing_ok=True)
+                remove_unchanged(job.path, expect)
+        except FileNotFoundError:
+            pass  # gone already: nothing to move or delete
+        except SourceChanged as exc:
+            # A new version is being written under the same name: it is not this input any
+            # more, so it stays, and is processed as a file of its own once it settles.
+            log.warning("results of %s are written; on_success %s left it in place: %s", job.path, action, exc,
+                        extra={"bshmd_file": str(job.path), "bshmd_outcome": "on_success_skipped"})
         except OSError as exc:
             # The results are written: the file is processed. It stays in the input folder and
             # its completed claim keeps it from being processed again.
@@ -635,13 +664,22 @@ class Pipeline:
 
         job, rejection = work.job, work.rejection
         assert rejection is not None
+        if isinstance(rejection, NotFinished):
+            self._release(job, NOT_FINISHED, retry_in=rejection.retry_after,
+                          problem=f"{job.path} is not finished: {rejection.message}")
+            return
         timeout = work.config.pipeline.write_timeout_seconds
         try:
             where = runner.call(
                 lambda: quarantine_input(work.folder, job.path, job.relpath, rejection,
-                                         instance_id=self._instance_id, matte=work.alpha),
+                                         instance_id=self._instance_id, matte=work.alpha,
+                                         expect=(job.key.size, job.key.mtime_ns)),
                 timeout,
             )
+        except SourceChanged as exc:
+            self._release(job, NOT_FINISHED, retry_in=_settle_seconds(work.config, work.folder),
+                          problem=f"{job.path} was not quarantined ({rejection.reason_code}): {exc}")
+            return
         except OSError as exc:
             if exc.errno in _DISK_FULL:
                 self._output_unwritable(work, exc, where=work.folder.quarantine)
@@ -739,18 +777,27 @@ class Pipeline:
                         times, extra=extra)
             self._settle(job, "_quarantined", f"quarantined:{rejection.reason_code}")
 
-    def _release(self, job: Job, reason: str, *, problem: str | None = None, where: str | None = None) -> None:
+    def _release(self, job: Job, reason: str, *, problem: str | None = None, where: str | None = None,
+                 retry_in: float | None = None) -> None:
         """Give ``job`` back unfinished: its input stays and its claim is freed for a retry.
 
         For a reason in BACK_OFF_REASONS the file's retry delay goes into ``job.extra`` before
         the claim is released (the release is what makes the ingestor offer it again), and
         ``problem`` is logged at ERROR for the first failure of a streak, at DEBUG after.
+        ``retry_in`` gives that delay directly (an input not finished yet); ``problem`` is
+        then logged at INFO.
         """
         if not self._take(job):
             return
         level = logging.INFO
         fields = {"bshmd_file": str(job.path), "bshmd_outcome": f"released:{reason}"}
-        if reason in BACK_OFF_REASONS:
+        if retry_in is not None:
+            job.extra[RETRY_IN] = retry_in
+            fields["bshmd_retry_in"] = retry_in
+            if problem is not None:
+                log.info("%s; the input stays and is looked at again in %.3gs", problem, retry_in, extra=fields)
+                level = logging.DEBUG
+        elif reason in BACK_OFF_REASONS:
             where = where or str(job.folder.output)
             streak = self.retry_backoff.failed(job.folder.input, job.key, reason, where)
             job.extra[RETRY_IN] = streak.delay

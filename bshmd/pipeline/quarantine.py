@@ -52,8 +52,10 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from bshmd import __version__
+from bshmd.decode.sidecar import sidecar_of
 from bshmd.errors import InputRejected
 from bshmd.pipeline.atomic import atomic_write, ensure_root, free_name, numbered_name, open_parent, safe_move
+from bshmd.pipeline.sidecars import move_with_sidecar
 from bshmd.records import FileKey
 
 if TYPE_CHECKING:
@@ -144,7 +146,8 @@ def _sidecar_taken(folder: Path):  # noqa: ANN202 - a predicate for free_name
 
 
 def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath, rejection: InputRejected, *,
-                     instance_id: str, matte: np.ndarray | None = None) -> Path:
+                     instance_id: str, matte: np.ndarray | None = None,
+                     expect: tuple[int, int] | None = None) -> Path:
     """Move ``source`` into the quarantine tree with its reason; returns where it now is.
 
     The sidecars (reason, matte, preview) are written first, under the name the input will
@@ -154,6 +157,9 @@ def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath,
     before it was removed from the input folder is finished by the next attempt. A vanished input
     is only recorded (``input_missing``). Errors that leave the input in place (disk full,
     permissions) are raised, after removing what was written, so the caller can retry later.
+    With ``expect`` (the size and mtime it was judged with), an input that is no longer that
+    file raises SourceChanged (bshmd.fs.move) and stays where it is. Its XMP sidecar, if it
+    has one of its own, follows it.
     """
     root = folder.quarantine
     relpath = PurePosixPath(relpath)
@@ -199,9 +205,10 @@ def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath,
         reason_file = target.with_name(final_name + REASON_SUFFIX)
         atomic_write(reason_file, _encode(record), root=root)
         written.append(reason_file)
+        xmp = sidecar_of(source)
         try:
             sidecars_of_others = _sidecar_taken(wanted.parent)
-            moved = safe_move(source, target, root=root,
+            moved = safe_move(source, target, root=root, expect=expect,
                               taken=lambda n: n != final_name and sidecars_of_others(n))
         except FileNotFoundError:
             if source.exists():
@@ -219,6 +226,7 @@ def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath,
         raise
     if moved != target:  # another mover took the name meanwhile: the sidecars follow the input
         _rename_sidecars(target, moved, root)
+    move_with_sidecar(source, moved, xmp, root=root)
     log.info("quarantined %s → %s (%s)", source, moved, rejection.reason_code)
     return moved
 
@@ -398,7 +406,10 @@ def requeue(entry: QuarantineEntry, *, accept: bool = False, by: str = "cli") ->
     if not entry.path.exists():
         raise InputRejected("input_missing", f"{entry.path}: the quarantined input is gone; nothing to requeue")
     before = entry.path.stat()
-    moved = safe_move(entry.path, folder.input.joinpath(*entry.relpath.parts), root=folder.input)
+    wanted = folder.input.joinpath(*entry.relpath.parts)
+    # The XMP sidecar goes back first, so it is there when the photo is picked up again.
+    move_with_sidecar(entry.path, wanted, sidecar_of(entry.path), root=folder.input)
+    moved = safe_move(entry.path, wanted, root=folder.input)
     try:
         _touch_new_key(moved, before.st_mtime_ns)
         key = FileKey.of(folder.input, moved)
@@ -531,7 +542,9 @@ def reject(entry: QuarantineEntry, *, by: str = "cli") -> Path:
     target = root.joinpath(*rel_folder.parts, entry.path.name)
     taken = _sidecar_taken(target.parent)
     if entry.path.exists():
+        xmp = sidecar_of(entry.path)
         moved = safe_move(entry.path, target, root=root, taken=taken)
+        move_with_sidecar(entry.path, moved, xmp, root=root)
     else:
         with open_parent(target, root) as (dir_fd, name):
             moved = target.with_name(free_name(dir_fd, name, taken))

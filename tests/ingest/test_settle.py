@@ -3,7 +3,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bshmd.ingest.settle import DONE, HANDED, SETTLING, WAITING, SettleTracker, opens_for_reading
+from bshmd.fs.fresh import revalidate
+from bshmd.ingest.settle import DONE, HANDED, SETTLING, WAITING, SettleTracker
 from bshmd.records import FileKey
 
 
@@ -108,12 +109,13 @@ def test_forget_under_drops_a_removed_folder_only():
     assert tracker.state_of(beside) == DONE and tracker.finished_count() == 1
 
 
-def test_opens_for_reading(tmp_path):
+def test_revalidate_opens_the_file_and_gives_its_attributes(tmp_path):
     readable = tmp_path / "r.jpg"
-    readable.write_bytes(b"x")
-    assert opens_for_reading(readable) == (True, "")
-    ok, why = opens_for_reading(tmp_path / "missing.jpg")
-    assert not ok and why == "ENOENT"
+    readable.write_bytes(b"xyz")
+    fresh, why = revalidate(readable)
+    assert why == "" and fresh is not None and fresh.st_size == 3
+    assert fresh.st_mtime_ns == readable.stat().st_mtime_ns
+    assert revalidate(tmp_path / "missing.jpg") == (None, "ENOENT")
     if os.geteuid() != 0:  # root reads anything
         readable.chmod(0)
-        assert not opens_for_reading(readable)[0]
+        assert revalidate(readable)[0] is None

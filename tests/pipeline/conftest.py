@@ -13,6 +13,7 @@ def build_config(hot: dict[str, Path], **overrides: object) -> Config:
     """A validated Config for the ``hot`` folders (tests/conftest.py), with top-level overrides."""
     data: dict[str, object] = {
         "folders": [{"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}],
+        "truncated_grace_seconds": 0,  # these inputs are complete: quarantine cut-off files at once
         **overrides,
     }
     return parse_config(data, base_dir=hot["in"].parent)

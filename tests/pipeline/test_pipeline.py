@@ -52,6 +52,7 @@ def save(path: Path, rgb: np.ndarray, fmt: str | None = None) -> Path:
 def make_config(tmp: Path, folders: list[dict[str, Any]], **overrides: Any) -> Config:
     data: dict[str, Any] = {
         "folders": folders,
+        "truncated_grace_seconds": 0,  # these inputs are complete: quarantine cut-off files at once
         "batch": {"max_size": 4, "max_wait_ms": 50},
         "pipeline": {"decode_workers": 2, "write_workers": 2, "queue_size": 8,
                      "decode_timeout_seconds": 30, "write_timeout_seconds": 30},

@@ -35,6 +35,7 @@ def make_config(root: Path, output: str = "out", **pipeline: float) -> Config:
     return parse_config({
         "folders": [{"input": "in", "output": output, "quarantine": "quarantine"}],
         "settle_seconds": 0.2, "poll_seconds": 0.2, "rescan_seconds": 30,
+        "truncated_grace_seconds": 0,  # the broken input is refused at once, as a finished one
         "batch": {"max_size": 2, "max_wait_ms": 20},
         "pipeline": {"decode_workers": 1, "write_workers": 1, "queue_size": 4, **pipeline},
         "gate": {"enabled": False},

@@ -137,6 +137,7 @@ def write_config(path: Path, *, model_dir: Path, input: Path, output: Path, quar
         "folders": [{"input": str(input), "output": str(output), "quarantine": str(quarantine)}],
         "instance_id": "survival-1",
         "settle_seconds": 0.3,
+        "truncated_grace_seconds": 1.0,  # cut-off inputs wait a little, then go to quarantine
         "poll_seconds": 0.3,
         "rescan_seconds": 10,
         "gate": {"enabled": False},

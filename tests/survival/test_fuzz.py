@@ -133,7 +133,9 @@ def running_pipeline(tmp_path_factory: pytest.TempPathFactory, standin_model: Pa
         path.mkdir()
     config = parse_config({"folders": [{"input": str(hot["in"]), "output": str(hot["out"]),
                                         "quarantine": str(hot["q"])}],
-                           "limits": LIMITS, "batch": {"max_size": 4, "max_wait_ms": 20}}, base_dir=root)
+                           "limits": LIMITS, "batch": {"max_size": 4, "max_wait_ms": 20},
+                           # complete files, handed over directly: a cut-off one is refused at once
+                           "truncated_grace_seconds": 0}, base_dir=root)
     engine = MattingEngine(standin_model / "tf_graph.pb")
     outcomes = _Outcomes()
     pipeline = Pipeline(config, engine, instance_id="fuzz", on_done=outcomes)
