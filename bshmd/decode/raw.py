@@ -14,15 +14,11 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bshmd.decode.names import RAW_EXTENSIONS, extension_of
 from bshmd.decode.record import Decoded
 from bshmd.errors import InputRejected
-
-if TYPE_CHECKING:
-    import numpy as np
-
 
 def is_raw(path: Path | str) -> bool:
     return extension_of(os.path.basename(os.fspath(path))) in RAW_EXTENSIONS

@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bshmd.decode.record import Decoded
 from bshmd.decode.heif import register_opener as _register_heif
 from bshmd.decode.raw import decode_raw, is_raw
+from bshmd.decode.record import Decoded
 from bshmd.errors import InputRejected
 
 if TYPE_CHECKING:
