@@ -41,6 +41,7 @@ before it instead of filling memory::
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import queue
@@ -441,7 +442,9 @@ class Pipeline:
 
     def _decode_photo(self, path: Path, max_pixels: int, max_file_bytes: int, keep_16bit: bool) -> tuple[Any, Any]:
         """(the Decoded photo, its pixels in sRGB for the network); runs on a timed worker."""
+        from bshmd.decode.meta import meta_from_blocks
         from bshmd.decode.record import Decoded
+        from bshmd.decode.sidecar import read_sidecar_xmp
         from bshmd.outputs.colour import to_srgb
         from bshmd.pipeline.decode import decode_photo
 
@@ -451,6 +454,11 @@ class Pipeline:
             photo = self._decoder(path, max_pixels=max_pixels, max_file_bytes=max_file_bytes)
             if not isinstance(photo, Decoded):
                 photo = Decoded(photo)
+        sidecar = read_sidecar_xmp(path)
+        if sidecar is not None:
+            # The sidecar is what a raw developer or DAM last wrote: it wins over the embedded
+            # XMP, cleaned by the same checks (meta_from_blocks) as an embedded packet.
+            photo = dataclasses.replace(photo, meta=photo.meta.with_xmp(meta_from_blocks(xmp=sidecar).xmp))
         return photo, to_srgb(photo.rgb, photo.meta.icc)
 
     @staticmethod
