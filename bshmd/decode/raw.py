@@ -20,6 +20,7 @@ from bshmd.decode.names import RAW_EXTENSIONS, extension_of
 from bshmd.decode.record import Decoded
 from bshmd.errors import InputRejected
 
+
 def is_raw(path: Path | str) -> bool:
     return extension_of(os.path.basename(os.fspath(path))) in RAW_EXTENSIONS
 
