@@ -111,6 +111,7 @@ class OutputsConfig(Section):
     clear_transparent: bool = True  # black under alpha 0 in cut-outs: smaller, faster files
     webp_quality: Annotated[int, Field(ge=1, le=100)] = 90
     jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 92
+    edges: Literal["none", "decontaminate"] = "decontaminate"  # the subject's colour at soft edges
     file_mode: FileMode = 0o644
     group: str | None = None
 

@@ -9,8 +9,9 @@ inputs ``a.jpg`` and ``a.png`` in one folder never collide::
                                                (".composite.png" with composite_format: png)
     <output>/<rel folder>/a.jpg.cutout.webp    RGBA WebP (lossless at webp_quality: 100)
 
-Every result has the input's full resolution. ``feather_px`` softens the matte once, before
-any format is rendered, so all formats of one input agree.
+Every result has the input's full resolution. ``feather_px`` softens the matte and ``edges``
+decontaminates the subject's soft edges (bshmd.outputs.edges), once, before any format is
+rendered, so all formats of one input agree.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from bshmd.outputs.edges import clean_edges
 from bshmd.pipeline.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -134,6 +136,7 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -
 
     _check_shapes(rgb, alpha)
     alpha = feather(alpha, outputs.feather_px)
+    rgb = clean_edges(rgb, alpha, outputs.edges)
     blobs: dict[str, bytes] = {}
     rgba = None
     if {"cutout", "webp"} & set(outputs.formats):
