@@ -99,6 +99,20 @@ class ModelConfig(Section):
     warmup: bool = True
 
 
+MAX_CANVAS_SIDE = 10000  # px: what marketplaces accept, and under WebP's 16383 limit
+CanvasSide = Annotated[int, Field(ge=1, le=MAX_CANVAS_SIDE)]
+
+
+class LayoutConfig(Section):
+    """Where the subject goes in the output (see bshmd.outputs.layout)."""
+
+    trim: bool = True  # crop to the subject: alpha above `threshold`
+    threshold: Annotated[int, Field(ge=0, le=254)] = 10
+    margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.0  # share of the canvas's shorter side
+    canvas: tuple[CanvasSide, CanvasSide] | None = None  # width, height; None: the subject's size
+    align: Literal["center", "bottom"] = "center"
+
+
 class OutputsConfig(Section):
     formats: Annotated[
         tuple[Literal["cutout", "alpha", "composite", "webp"], ...], Field(min_length=1)
@@ -111,7 +125,9 @@ class OutputsConfig(Section):
     clear_transparent: bool = True  # black under alpha 0 in cut-outs: smaller, faster files
     webp_quality: Annotated[int, Field(ge=1, le=100)] = 90
     jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 92
+    jpeg_max_bytes: Annotated[int, Field(ge=1024)] | None = None  # lower the quality until it fits
     edges: Literal["none", "decontaminate"] = "decontaminate"  # the subject's colour at soft edges
+    layout: LayoutConfig | None = None  # None: the photo's own framing
     file_mode: FileMode = 0o644
     group: str | None = None
 

@@ -9,9 +9,10 @@ inputs ``a.jpg`` and ``a.png`` in one folder never collide::
                                                (".composite.png" with composite_format: png)
     <output>/<rel folder>/a.jpg.cutout.webp    RGBA WebP (lossless at webp_quality: 100)
 
-Every result has the input's full resolution. ``feather_px`` softens the matte and ``edges``
-decontaminates the subject's soft edges (bshmd.outputs.edges), once, before any format is
-rendered, so all formats of one input agree.
+Every result has the input's full resolution, unless ``outputs.layout`` places the subject on
+a canvas. ``feather_px`` softens the matte, ``edges`` decontaminates the subject's soft edges
+(bshmd.outputs.edges) and ``layout`` trims and places it (bshmd.outputs.layout), once,
+before any format is rendered, so all formats of one input agree.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from bshmd.outputs.edges import clean_edges
+from bshmd.outputs.jpeg import encode_jpeg
+from bshmd.outputs.layout import apply_layout
 from bshmd.pipeline.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -137,6 +140,7 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -
     _check_shapes(rgb, alpha)
     alpha = feather(alpha, outputs.feather_px)
     rgb = clean_edges(rgb, alpha, outputs.edges)
+    rgb, alpha = apply_layout(rgb, alpha, outputs.layout)
     blobs: dict[str, bytes] = {}
     rgba = None
     if {"cutout", "webp"} & set(outputs.formats):
@@ -154,7 +158,7 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -
         elif fmt == "composite":
             image = Image.fromarray(composite(rgb, alpha, outputs), "RGB")
             if outputs.composite_format == "jpeg":
-                image.save(buffer, "JPEG", quality=outputs.jpeg_quality, optimize=True)
+                buffer.write(encode_jpeg(image, outputs.jpeg_quality, outputs.jpeg_max_bytes))
             else:
                 image.save(buffer, "PNG", compress_level=outputs.png_compression)
         elif fmt == "webp":
