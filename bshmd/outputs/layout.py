@@ -46,15 +46,14 @@ def content_box(alpha: np.ndarray, layout: LayoutConfig) -> tuple[int, int, int,
     if not layout.trim:
         return 0, 0, width, height
     above = cv2.threshold(alpha, layout.threshold, 255, cv2.THRESH_BINARY)[1]
-    points = cv2.findNonZero(above)
-    if points is None:
+    x, y, w, h = cv2.boundingRect(above)  # of the non-zero pixels of a binary image
+    if w == 0 or h == 0:
         # An empty canvas would pass for a result: the input goes to quarantine instead.
         raise InputRejected(
             "no_subject",
             f"nothing to trim to: no pixel of the matte is above outputs.layout.threshold {layout.threshold}",
             {"layout_threshold": layout.threshold, "max_alpha": int(alpha.max())},
         )
-    x, y, w, h = cv2.boundingRect(points)
     return x, y, x + w, y + h
 
 
@@ -88,11 +87,12 @@ def _resize_premultiplied(rgb: np.ndarray, alpha: np.ndarray, size: tuple[int, i
         return rgb, alpha
     shrinking = size[0] < rgb.shape[1] and size[1] < rgb.shape[0]
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
-    a = alpha.astype(np.float32)
-    premultiplied = np.dstack([rgb.astype(np.float32) * (a[:, :, None] * (1.0 / 255.0)), a])
-    resized = cv2.resize(premultiplied, size, interpolation=interpolation)
-    new_alpha = np.clip(resized[:, :, 3], 0.0, 255.0)
-    colour = resized[:, :, :3] * (255.0 / np.maximum(new_alpha, 1e-3))[:, :, None]
+    # colour·alpha is at most 255·255: exact in uint16, so the full-resolution pass stays
+    # integer; floats appear only at the canvas's size.
+    premultiplied = cv2.multiply(rgb, cv2.merge([alpha, alpha, alpha]), dtype=cv2.CV_16U)
+    resized = cv2.resize(premultiplied, size, interpolation=interpolation).astype(np.float32)
+    new_alpha = np.clip(cv2.resize(alpha.astype(np.float32), size, interpolation=interpolation), 0.0, 255.0)
+    colour = resized * (1.0 / np.maximum(new_alpha, 1e-3))[:, :, None]
     alpha_u8 = np.rint(new_alpha).astype(np.uint8)
     rgb_u8 = np.rint(np.clip(colour, 0.0, 255.0)).astype(np.uint8)
     rgb_u8[alpha_u8 == 0] = 0
