@@ -104,14 +104,14 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, *, work_side: int = 
     xs, ys = band[:, 0], band[:, 1]
     index = ys.astype(np.intp) * width + xs  # flat indices: take/put are several times faster
 
-    # An integer factor keeps INTER_AREA on its fast path (a plain k×k mean); the last
-    # (size mod k) rows and columns only shift the smooth means by under one working pixel.
+    # An integer factor keeps INTER_AREA on its fast path (a plain k×k mean). The last
+    # (size mod k) rows and columns stay out of the copy; their band pixels sample its edge.
     factor = -(-max(height, width) // work_side)
     if factor > 1:
-        size = (width // factor, height // factor)
-        crop = (slice(0, size[1] * factor), slice(0, size[0] * factor))
-        small_rgb = cv2.resize(rgb[crop], size, interpolation=cv2.INTER_AREA)
-        small_alpha = cv2.resize(alpha[crop], size, interpolation=cv2.INTER_AREA)
+        small_w, small_h = max(1, width // factor), max(1, height // factor)
+        crop_w, crop_h = min(width, small_w * factor), min(height, small_h * factor)
+        small_rgb = cv2.resize(rgb[:crop_h, :crop_w], (small_w, small_h), interpolation=cv2.INTER_AREA)
+        small_alpha = cv2.resize(alpha[:crop_h, :crop_w], (small_w, small_h), interpolation=cv2.INTER_AREA)
     else:
         small_rgb, small_alpha = rgb, alpha
     image = small_rgb.astype(np.float32)
@@ -122,8 +122,8 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, *, work_side: int = 
 
     if factor > 1:
         # The smooth means at the band's full-resolution pixel centres.
-        map_x = (xs.astype(np.float32) + 0.5) * (1.0 / factor) - 0.5
-        map_y = (ys.astype(np.float32) + 0.5) * (1.0 / factor) - 0.5
+        map_x = (xs.astype(np.float32) + 0.5) * (small_w / crop_w) - 0.5
+        map_y = (ys.astype(np.float32) + 0.5) * (small_h / crop_h) - 0.5
         band_fg, band_bg = _sample(mean_fg, map_x, map_y), _sample(mean_bg, map_x, map_y)
     else:
         band_fg = np.take(mean_fg.reshape(-1, 3), index, axis=0)

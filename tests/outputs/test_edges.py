@@ -86,3 +86,15 @@ def test_edges_none_and_a_matte_without_soft_pixels_leave_the_photo_alone(scene:
     np.testing.assert_array_equal(clean_edges(scene.photo, hard, "decontaminate"), scene.photo)
     with pytest.raises(ValueError, match="unknown edges mode"):
         clean_edges(scene.photo, scene.alpha, "blur")
+
+
+@pytest.mark.parametrize(("height", "width", "work_side"), [(1, 1, 1024), (2, 3, 1024), (1, 2000, 1024),
+                                                           (3000, 1, 1024), (37, 101, 16)])
+def test_any_frame_shape_keeps_opaque_and_transparent_pixels(height: int, width: int, work_side: int) -> None:
+    rng = np.random.default_rng(height * width)
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    alpha = rng.choice(np.array([0, 255, 7, 128, 250], np.uint8), (height, width))
+    foreground = estimate_foreground(rgb, alpha, work_side=work_side)
+    assert foreground.shape == rgb.shape and foreground.dtype == np.uint8
+    settled = (alpha == 0) | (alpha == 255)
+    np.testing.assert_array_equal(foreground[settled], rgb[settled])
