@@ -52,7 +52,7 @@ def test_marketplace_canvas_through_bshmd_process(tmp_path: Path, scene: Any, fi
     config = tmp_path / "ecom.yaml"
     config.write_text(textwrap.dedent("""\
         outputs:
-          formats: [cutout, alpha, composite]
+          formats: [cutout, alpha, composite, webp]
           layout: {trim: true, margin: 0.05, canvas: [2000, 2000], align: center}
         """))
 
@@ -66,8 +66,11 @@ def test_marketplace_canvas_through_bshmd_process(tmp_path: Path, scene: Any, fi
     with Image.open(out / "dress.png.composite.jpg") as jpeg:
         assert (jpeg.format, jpeg.mode, jpeg.size) == ("JPEG", "RGB", (2000, 2000))
         composite = np.asarray(jpeg)
-    assert alpha.shape == (2000, 2000) and cutout.shape == (2000, 2000, 4)
+    with Image.open(out / "dress.png.cutout.webp") as image:
+        webp = np.asarray(image.convert("RGBA"))
+    assert alpha.shape == (2000, 2000) and cutout.shape == webp.shape == (2000, 2000, 4)
     np.testing.assert_array_equal(cutout[:, :, 3], alpha)
+    np.testing.assert_array_equal(webp[:, :, 3], alpha)  # every format gets the same canvas
 
     # The matte above the threshold spans 450×469 px: the height constrains, so the box runs
     # from the top margin to the bottom margin (100 px = 5 % of 2000) and is centred across.
