@@ -106,6 +106,9 @@ def apply_layout(rgb: np.ndarray, alpha: np.ndarray, layout: LayoutConfig | None
     if layout is None:
         return rgb, alpha
     placement = plan(alpha, layout)
+    height, width = alpha.shape
+    if placement.source_box == placement.canvas_box == (0, 0, width, height):
+        return rgb, alpha  # e.g. a folder's ``layout: {trim: false}``: the photo's own framing
     x0, y0, x1, y1 = placement.source_box
     left, top, right, bottom = placement.canvas_box
     colour, matte = _resize_premultiplied(rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1], (right - left, bottom - top))

@@ -193,6 +193,13 @@ def test_a_folder_sets_its_own_layout(tmp_path: Path) -> None:
     config = parse_config(data, base_dir=tmp_path)
     assert config.outputs.layout == LayoutConfig(canvas=(2000, 2000), margin=0.05)
     assert config.outputs_for(config.folders[0]).layout == LayoutConfig(canvas=(1600, 1200), align="bottom")
+    # A folder keeps the photo's framing under a global layout with a layout that changes nothing.
+    data["folders"][0]["outputs"] = {"layout": {"trim": False}}
+    keeping = parse_config(data, base_dir=tmp_path)
+    rgb = np.full((30, 40, 3), 70, np.uint8)
+    alpha = np.zeros((30, 40), np.uint8)
+    laid_rgb, laid_alpha = apply_layout(rgb, alpha, keeping.outputs_for(keeping.folders[0]).layout)
+    assert laid_rgb is rgb and laid_alpha is alpha
     with pytest.raises(ConfigError, match=r"^folders\.0\.outputs\.layout\.margin"):
         data["folders"][0]["outputs"] = {"layout": {"margin": 0.7}}
         parse_config(data, base_dir=tmp_path)
