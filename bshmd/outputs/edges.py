@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 EDGE_MODES = ("none", "decontaminate")
-WORK_SIDE = 1024  # long side of the copy the blurs run on; the paper's radii are for ~1 MP
+WORK_SIDE = 1024  # long side of the copy the blurs run on: the size the paper's radii suit
 COARSE_RADIUS = 90  # first pass: the backdrop's and subject's colour in the large
 FINE_RADIUS = 6  # second pass: local colour next to the edge
 _EPS = 1e-5
@@ -60,11 +60,11 @@ def _blurred_means(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, a: np.ndar
 def _correct(image: np.ndarray, a: np.ndarray, mean_fg: np.ndarray, mean_bg: np.ndarray) -> np.ndarray:
     """One step towards ``a·F + (1−a)·B = image`` (the paper's update), clipped to 0..255.
 
-    Overwrites and returns ``image``."""
+    Overwrites and returns ``image``: at 24 MP the band holds millions of pixels.
+    """
     import numpy as np
 
-    # mean_fg + a·(image − a·mean_fg − (1−a)·mean_bg), in place: the band holds millions of
-    # pixels at 24 MP. ``image`` is overwritten.
+    # mean_fg + a·(image − a·mean_fg − (1−a)·mean_bg), rearranged to work in place.
     residual = np.subtract(image, mean_bg, out=image)
     residual -= a * (mean_fg - mean_bg)
     residual *= a
