@@ -1,6 +1,6 @@
 # One command sets up and runs the daemon, one runs the tests (see README.md).
 VENV ?= .venv
-CONFIG ?= etc/bshmd.yaml
+CONFIG ?= etc/quickstart.yaml
 PYTEST_ARGS ?=
 
 .PHONY: setup setup-dev run test lint

@@ -1,6 +1,6 @@
 """How fast the quarantine review page is with 1,000 waiting entries.
 
-Builds a quarantine tree of 1,000 entries (the real studio portrait with its real BSHM matte,
+Builds a quarantine tree of 1,000 entries (a real portrait with a real network's matte, from tests/data,
 refused through the real quarantine code, then copied under 1,000 names with their records),
 serves the review app on a real socket and prints:
 
@@ -33,7 +33,7 @@ from bshmd.pipeline.quarantine import quarantine_input
 from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "photos"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
@@ -43,14 +43,14 @@ def build(root: Path, count: int):  # noqa: ANN201 - Config
         (root / name).mkdir()
     config = parse_config({"folders": [{"input": "in", "output": "out", "quarantine": "quarantine"}]}, base_dir=root)
     folder = config.folders[0]
-    with Image.open(SHARED / "portrait-studio.bshm-alpha.png") as image:
+    with Image.open(PHOTOS / "portrait-hopper.selfie-alpha.png") as image:
         matte = np.asarray(image.convert("L"), dtype=np.uint8).copy()
     try:
         check_matte(matte, GateConfig(max_uncertain=0.005))
         raise SystemExit("the strict gate did not refuse the studio matte")
     except InputRejected as exc:
         rejection = exc
-    shutil.copy(SHARED / "portrait-studio.png", root / "in" / "seed.png")
+    shutil.copy(PHOTOS / "portrait-hopper.png", root / "in" / "seed.png")
     seed = quarantine_input(folder, root / "in" / "seed.png", PurePosixPath("seed.png"), rejection,
                             instance_id="bench", matte=matte)
     record = json.loads(seed.with_name("seed.png.reason.json").read_text())

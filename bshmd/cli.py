@@ -74,8 +74,10 @@ def check_config(config_file: Path | None) -> None:
 def run(config_file: Path | None) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     from bshmd.service.daemon import run_daemon
+    from bshmd.service.firstrun import announce_folders
 
     config = _load(config_file)
+    announce_folders(config, click.echo)
     sys.exit(run_daemon(config))
 
 
@@ -99,6 +101,22 @@ def process(src: Path, dst: Path, quarantine: Path | None, model_path: Path | No
 
     sys.exit(run_process(src, dst, quarantine=quarantine, model_path=model_path,
                          config_file=config_file, progress=progress))
+
+
+@main.command()
+@_config_option()
+@click.option("--user", default=None, help="Judge folder permissions for this account (default: the current one).")
+def doctor(config_file: Path | None, user: str | None) -> None:
+    """Check this set-up (model, TensorFlow, folders, space, limits, port, clock) and say how to fix it.
+
+    Changes nothing. Exit status 1 when any check fails, 0 otherwise (warnings included).
+    """
+    from bshmd.config import config_path_from
+    from bshmd.doctor import Host, exit_status, render, run_checks
+
+    checks = run_checks(config_path_from(config_file), Host(user=user))
+    click.echo(render(checks), nl=False)
+    sys.exit(exit_status(checks))
 
 
 @main.group()

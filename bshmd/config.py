@@ -246,6 +246,9 @@ class Config(Section):
     gate: GateConfig = GateConfig()
     on_success: OnSuccess = "keep"
     shutdown_timeout: Seconds = 30.0
+    # Create missing input, output and quarantine folders at start (the quick start's ./hot);
+    # off for production, where a missing share must not be replaced by an empty local folder.
+    create_folders: bool = False
     logging: LoggingConfig = LoggingConfig()
     http: HttpConfig = HttpConfig()
 

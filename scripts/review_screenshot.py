@@ -1,8 +1,8 @@
-"""Screenshot of the quarantine review page on the real photos in ../shared/testdata.
+"""Screenshot of the quarantine review page on the real photos in tests/data.
 
 Builds a throw-away hot folder, refuses each photo for a real reason through the real
-quarantine code (the real BSHM matte of the studio portrait, MediaPipe's segmentation of the
-others when ../shared/models is there), serves the page and saves a PNG:
+quarantine code (MediaPipe's segmentation, a real network, of each
+photo), serves the page and saves a PNG:
 
     .venv/bin/python scripts/review_screenshot.py [/tmp/review.png]
 """
@@ -27,7 +27,7 @@ from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
 from bshmd.testing.segmentation import selfie_matte
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -35,7 +35,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 def segment(rgb: np.ndarray) -> np.ndarray | None:
     """MediaPipe selfie segmentation (a real network) as a full-size matte, if the model is here."""
-    model = SHARED / "models" / "selfie_segmentation.tflite"
+    model = DATA / "models" / "selfie_segmentation.tflite"
     if not model.exists():
         return None
     return selfie_matte(model, rgb)
@@ -50,7 +50,7 @@ def refusal(call, *args) -> InputRejected:  # noqa: ANN001
 
 
 def build(root: Path):  # noqa: ANN201 - Config
-    testdata = SHARED / "testdata"
+    testdata = DATA / "photos"
     for name in ("in", "out", "quarantine"):
         (root / name).mkdir()
     config = parse_config({"folders": [{"input": "in", "output": "out", "quarantine": "quarantine"}]}, base_dir=root)
@@ -81,10 +81,10 @@ def build(root: Path):  # noqa: ANN201 - Config
         put("IMG_0415.jpg", rocket, refusal(check_matte, rocket_matte, GateConfig()), rocket_matte)
     put("IMG_0416.png", (testdata / "portrait-astronaut.png").read_bytes(),
         refusal(check_input, astronaut_rgb, GateConfig(min_input_side=1000)))
-    with Image.open(testdata / "portrait-studio.bshm-alpha.png") as image:
+    with Image.open(testdata / "portrait-hopper.selfie-alpha.png") as image:
         studio_matte = np.asarray(image.convert("L"), dtype=np.uint8).copy()
-    shutil.copy(testdata / "portrait-studio.png", shoot / "IMG_0417.png")
-    put("IMG_0417.png", (testdata / "portrait-studio.png").read_bytes(),
+    shutil.copy(testdata / "portrait-hopper.png", shoot / "IMG_0417.png")
+    put("IMG_0417.png", (testdata / "portrait-hopper.png").read_bytes(),
         refusal(check_matte, studio_matte, GateConfig(max_uncertain=0.005)), studio_matte)
     return config
 

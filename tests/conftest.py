@@ -10,25 +10,27 @@ from typing import Any
 
 import pytest
 
+from tests.testdata import MODELS, PHOTOS, PORTRAIT, PORTRAIT_MATTE
+
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-
-
-def _needs_shared(sub: str) -> Path:
-    path = SHARED / sub
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the shared test material is not beside this checkout")
-    return path
 
 
 @pytest.fixture
 def shared_testdata() -> Path:
-    return _needs_shared("testdata")
+    """tests/data/photos: the real photographs (tests/data/LICENSES.md).
+
+    The name is from when this material lived beside the checkout in ../shared. The studio
+    portrait and its BSHM matte did not come along (no licence could be established): a test
+    that wants a real portrait and a real matte of it takes ``studio_png`` and ``studio_matte``
+    (below), or tests.testdata.PORTRAIT and PORTRAIT_MATTE.
+    """
+    return PHOTOS
 
 
 @pytest.fixture
 def shared_models() -> Path:
-    return _needs_shared("models")
+    """tests/data/models: the small real segmentation network (MediaPipe selfie segmentation)."""
+    return MODELS
 
 
 @pytest.fixture(autouse=True)
@@ -70,3 +72,26 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     matting = MattingEngine(graph)
     yield matting
     matting.close()
+
+
+@pytest.fixture
+def studio_png() -> Path:
+    """A real portrait, 512×600 RGBA PNG (tests/data/LICENSES.md; the name is from an earlier photo)."""
+    return PORTRAIT
+
+
+@pytest.fixture
+def studio_matte():  # noqa: ANN201 - numpy array
+    """A real network's matte of studio_png (MediaPipe selfie segmentation, uint8 H×W): not BSHM's."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(PORTRAIT_MATTE) as image:
+        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+
+
+@pytest.fixture
+def studio_rgb(studio_png: Path):  # noqa: ANN201 - numpy array
+    from bshmd.pipeline.decode import decode_image
+
+    return decode_image(studio_png, max_pixels=10**8, max_file_bytes=10**9)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import threading
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import urlsplit
 
 from bshmd.engine.loader import FIX_HINT, GRAPH_FILE
 from bshmd.errors import ModelFetchError, ModelLoadError
@@ -52,12 +55,37 @@ def resolve_model_dir(model_cfg: ModelConfig, fetch: bool) -> Path:
     return _from_modelscope(model_cfg, local_files_only=False)
 
 
+def cached_model_dir(model_cfg: ModelConfig) -> Path:
+    """The model's folder in ModelScope's cache; ModelFetchError when it is not there. Never downloads."""
+    return _from_modelscope(model_cfg, local_files_only=True)
+
+
 def _manual_hint(model_cfg: ModelConfig) -> str:
     return (
-        f"without network access, download {model_cfg.id} on a host that has it "
-        f"(`bshmd model fetch`, or `modelscope download --model {model_cfg.id}`) and put its "
-        f"{GRAPH_FILE} in a folder named by model.path"
+        f"To run without network access, place the model by hand: on a machine that can reach "
+        f"ModelScope, get {GRAPH_FILE} from https://modelscope.cn/models/{model_cfg.id}/files "
+        f"(or run `bshmd model fetch`, or `modelscope download --model {model_cfg.id}`), copy it into a "
+        f"folder on this machine, set model.path to that folder in the configuration file, and start again"
     )
+
+
+def _check_reachable(limit: float) -> None:
+    """Fail at once, not after modelscope's retries, when its hub cannot even be connected to.
+
+    The hub is where modelscope's own settings point (``MODELSCOPE_DOMAIN``). Behind a proxy
+    only modelscope's own attempt can tell, so nothing is checked then.
+    """
+    from modelscope.hub.utils.utils import resolve_endpoint
+
+    endpoint = urlsplit(resolve_endpoint())
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    if endpoint.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(endpoint.hostname or ""):
+        return
+    try:
+        socket.create_connection((endpoint.hostname or "", port), timeout=min(5.0, limit)).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ModelFetchError(f"ModelScope at {endpoint.hostname}:{port} cannot be reached ({reason})") from exc
 
 
 def _from_modelscope(model_cfg: ModelConfig, *, local_files_only: bool) -> Path:
@@ -69,9 +97,20 @@ def _from_modelscope(model_cfg: ModelConfig, *, local_files_only: bool) -> Path:
     try:
         from modelscope.hub.snapshot_download import snapshot_download
     except ImportError as exc:
-        raise ModelFetchError(f"modelscope cannot be imported ({exc}); {_manual_hint(model_cfg)}") from exc
+        raise ModelFetchError(f"modelscope cannot be imported ({exc}). {_manual_hint(model_cfg)}.") from exc
 
     what = "looking up" if local_files_only else "fetching"
+    if not local_files_only:
+        try:
+            _check_reachable(limit)
+        except ModelFetchError as exc:
+            try:
+                folder = _from_modelscope(model_cfg, local_files_only=True)
+            except ModelFetchError:
+                raise ModelFetchError(
+                    f"model {model_cfg.id} cannot be fetched: {exc}. {_manual_hint(model_cfg)}.") from exc
+            log.warning("%s; using the copy already in the cache", exc)
+            return folder
     log.info("%s model %s (revision %s) in %s", what, model_cfg.id, model_cfg.revision or "default",
              model_cfg.cache_dir)
 
@@ -88,19 +127,19 @@ def _from_modelscope(model_cfg: ModelConfig, *, local_files_only: bool) -> Path:
     except FutureTimeout as exc:
         raise ModelFetchError(
             f"{what} model {model_cfg.id} did not finish within {limit:g} s "
-            f"(model.fetch_timeout_seconds); {_manual_hint(model_cfg)}"
+            f"(model.fetch_timeout_seconds). {_manual_hint(model_cfg)}."
         ) from exc
     except Exception as exc:  # modelscope raises its own, requests' and OS errors
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         source = f"cache {model_cfg.cache_dir}" if local_files_only else "ModelScope"
         raise ModelFetchError(
-            f"model {model_cfg.id} could not be had from {source} ({type(exc).__name__}: {detail}); "
-            f"{_manual_hint(model_cfg)}"
+            f"model {model_cfg.id} could not be had from {source} ({type(exc).__name__}: {detail}). "
+            f"{_manual_hint(model_cfg)}."
         ) from exc
     if not (folder / GRAPH_FILE).is_file():
         raise ModelFetchError(
-            f"ModelScope returned {folder} for {model_cfg.id}, but it holds no {GRAPH_FILE}; "
-            f"{_manual_hint(model_cfg)}"
+            f"ModelScope returned {folder} for {model_cfg.id}, but it holds no {GRAPH_FILE}. "
+            f"{_manual_hint(model_cfg)}."
         )
     log.info("model %s is at %s", model_cfg.id, folder)
     return folder

@@ -99,6 +99,8 @@ def run_process(src: Path, dst: Path, *, quarantine: Path | None, model_path: Pa
     handler = RichHandler(console=console, show_time=False, show_path=False, level=logging.WARNING)
     logger = logging.getLogger("bshmd")
     logger.addHandler(handler)
+    if config.logging.level == "DEBUG":
+        logger.setLevel(logging.DEBUG)  # also lets TensorFlow log its start-up (bshmd/engine/tf.py)
     try:
         engine = MattingEngine.from_config(config.model, fetch=config.model.path is None)
         try:

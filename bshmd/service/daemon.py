@@ -137,6 +137,7 @@ class Daemon:
         self.http = HttpServer(http.host, http.port, self.http_app)
         self.http.start()
         log.info("http: serving /metrics, /healthz, /readyz, /status and /review on %s", self.http.url)
+        log.info("review page: %s%s/", self.http.url, REVIEW_MOUNT)
 
     def _load_model(self) -> bool:
         """Fetch, load and warm the model in a thread while the main loop stays responsive."""

@@ -1,4 +1,4 @@
-"""Fixtures for the per-file stages: a folder layout, a configuration, and real photographs."""
+"""Fixtures for the per-file stages: a folder layout and a configuration (photos: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -31,25 +31,3 @@ def config(hot: dict[str, Path]) -> Config:
 @pytest.fixture
 def folder(config: Config) -> FolderConfig:
     return config.folders[0]
-
-
-@pytest.fixture
-def studio_png(shared_testdata: Path) -> Path:
-    return shared_testdata / "portrait-studio.png"
-
-
-@pytest.fixture
-def studio_matte(shared_testdata: Path):  # noqa: ANN201 - numpy array
-    """The real BSHM model's matte of portrait-studio.png (uint8 H×W)."""
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(shared_testdata / "portrait-studio.bshm-alpha.png") as image:
-        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
-
-
-@pytest.fixture
-def studio_rgb(studio_png: Path):  # noqa: ANN201 - numpy array
-    from bshmd.pipeline.decode import decode_image
-
-    return decode_image(studio_png, max_pixels=10**8, max_file_bytes=10**9)

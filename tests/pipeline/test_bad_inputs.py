@@ -26,6 +26,7 @@ from bshmd.errors import InputRejected
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.gate import check_input
 from bshmd.pipeline.quarantine import quarantine_input
+from tests.testdata import PORTRAIT
 
 MAX_PIXELS = 50_000_000
 MAX_BYTES = 20 * 1024 * 1024
@@ -45,13 +46,9 @@ def huge_png_header(width: int = 30_000, height: int = 30_000) -> bytes:
 @pytest.fixture(scope="module")
 def photo(request: pytest.FixtureRequest) -> np.ndarray:
     """A 96×128 crop of a real portrait: real texture, small enough to keep tests fast."""
-    shared = Path(__file__).resolve().parents[3] / "shared" / "testdata"
-    source = shared / "portrait-studio.png"
-    if not source.exists():
-        pytest.skip(f"{source} is absent: the shared test material is not beside this checkout")
-    with Image.open(source) as image:
+    with Image.open(PORTRAIT) as image:
         rgb = np.asarray(image.convert("RGB"))
-    return np.ascontiguousarray(rgb[200:296, 400:528])
+    return np.ascontiguousarray(rgb[150:246, 190:318])  # the face
 
 
 def _save(path: Path, image: Image.Image, fmt: str, **params: object) -> Path:
@@ -168,7 +165,7 @@ def test_exif_rotation_changes_the_shape(tmp_path: Path, photo: np.ndarray) -> N
 
 def refused_kinds(tmp: Path, rgb: np.ndarray, shared: Path) -> dict[str, tuple[Path, str]]:
     jpeg = (shared / "no-person-rocket.jpg").read_bytes()
-    png = (shared / "portrait-studio.png").read_bytes()
+    png = (shared / "portrait-hopper.png").read_bytes()
     kinds: dict[str, tuple[Path, str]] = {}
 
     (tmp / "empty.jpg").write_bytes(b"")

@@ -13,15 +13,15 @@ from bshmd.pipeline.decode import ImageInfo, decode_image, probe_image, sniff_fo
 
 
 def test_real_photos_decode_to_rgb(shared_testdata: Path) -> None:
-    studio = decode_image(shared_testdata / "portrait-studio.png", max_pixels=10**8, max_file_bytes=10**9)
+    studio = decode_image(shared_testdata / "portrait-hopper.png", max_pixels=10**8, max_file_bytes=10**9)
     rocket = decode_image(shared_testdata / "no-person-rocket.jpg", max_pixels=10**8, max_file_bytes=10**9)
-    assert studio.shape == (533, 948, 3) and rocket.shape == (427, 640, 3)
-    with Image.open(shared_testdata / "portrait-studio.png") as image:
+    assert studio.shape == (600, 512, 3) and rocket.shape == (427, 640, 3)
+    with Image.open(shared_testdata / "portrait-hopper.png") as image:
         np.testing.assert_array_equal(studio, np.asarray(image.convert("RGB")))
 
 
 def test_probe_reads_the_header_only(shared_testdata: Path) -> None:
-    assert probe_image(shared_testdata / "portrait-studio.png") == ImageInfo(948, 533, "PNG", "RGBA")
+    assert probe_image(shared_testdata / "portrait-hopper.png") == ImageInfo(512, 600, "PNG", "RGBA")
 
 
 def test_pixel_limit_is_exact_and_pillows_global_limit_is_restored(tmp_path: Path) -> None:

@@ -1,8 +1,6 @@
-"""The quality gate on real mattes: the real BSHM matte passes, broken ones are refused by name."""
+"""The quality gate on real mattes: a real network's matte passes, broken ones are refused by name."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,20 +10,24 @@ from bshmd.errors import InputRejected
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.gate import check_input, check_matte, measure_matte
 from bshmd.testing.segmentation import selfie_matte
+from tests.testdata import PHOTOS, SELFIE_MODEL
 
 
-def test_real_bshm_matte_measures_as_calibrated(studio_matte: np.ndarray) -> None:
+def test_real_network_matte_measures_as_recorded(studio_matte: np.ndarray) -> None:
     measured = measure_matte(studio_matte)
-    assert measured["foreground"] == pytest.approx(0.0824, abs=0.001)
-    assert measured["uncertain"] == pytest.approx(0.0087, abs=0.001)
-    assert measured["largest_component_share"] == pytest.approx(1.0)
+    assert measured["foreground"] == pytest.approx(0.578, abs=0.001)
+    assert measured["uncertain"] == pytest.approx(0.0339, abs=0.001)
+    assert measured["largest_component_share"] == pytest.approx(1.0, abs=1e-4)
     assert measured["components"] == 1
 
 
-def test_real_bshm_matte_passes_the_default_gate(studio_matte: np.ndarray) -> None:
+def test_real_network_matte_passes_the_default_gate(studio_matte: np.ndarray) -> None:
+    # Segmentation upsampled from 256×256 has wider soft edges than BSHM's matte (uncertain
+    # 0.0087 on the photo the defaults were calibrated on): a 4x margin here, 17x there.
     measured = check_matte(studio_matte, GateConfig())
     assert measured["foreground"] > GateConfig().min_foreground * 3  # a real margin, not a near miss
-    assert measured["uncertain"] < GateConfig().max_uncertain / 10
+    assert measured["foreground"] < GateConfig().max_foreground - 0.2
+    assert measured["uncertain"] < GateConfig().max_uncertain / 4
 
 
 @pytest.mark.parametrize(
@@ -76,14 +78,10 @@ def test_foreground_share_counts_alpha_from_128() -> None:
 
 @pytest.fixture(scope="module")
 def selfie_mattes() -> dict[str, np.ndarray]:
-    shared = Path(__file__).resolve().parents[3] / "shared"
-    model = shared / "models" / "selfie_segmentation.tflite"
-    if not model.exists():
-        pytest.skip(f"{model} is absent: the shared test material is not beside this checkout")
     mattes = {}
     for name in ("portrait-astronaut.png", "no-person-rocket.jpg"):
-        rgb = decode_image(shared / "testdata" / name, max_pixels=10**8, max_file_bytes=10**9)
-        mattes[name] = selfie_matte(model, rgb)
+        rgb = decode_image(PHOTOS / name, max_pixels=10**8, max_file_bytes=10**9)
+        mattes[name] = selfie_matte(SELFIE_MODEL, rgb)
     return mattes
 
 

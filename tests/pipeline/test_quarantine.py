@@ -25,7 +25,7 @@ from bshmd.records import FileKey
 def gate_rejection(matte: np.ndarray) -> InputRejected:
     """The real rejection the gate gives for this matte under a strict gate."""
     with pytest.raises(InputRejected) as caught:
-        check_matte(matte, GateConfig(min_foreground=0.5))
+        check_matte(matte, GateConfig(min_foreground=0.7))
     return caught.value
 
 
@@ -48,7 +48,7 @@ def test_quarantine_layout_and_record(quarantined: q.QuarantineEntry, hot: dict[
     assert not (hot["in"] / "shoot" / "dancer.png").exists()
     record = json.loads((base / "dancer.png.reason.json").read_text())
     assert record["reason"] == "no_subject" and record["status"] == "quarantined"
-    assert record["measured"]["foreground"] == pytest.approx(0.0824, abs=0.001)
+    assert record["measured"]["foreground"] == pytest.approx(0.578, abs=0.001)
     assert record["relpath"] == "shoot/dancer.png" and record["input_root"] == str(hot["in"])
     assert record["folder"] == str(hot["quarantine"]) and record["instance"] == "host-1"
     assert record["time"].endswith("Z") and record["history"][0]["action"] == "quarantined"

@@ -19,8 +19,7 @@ from bshmd.pipeline.quarantine import quarantine_input
 from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
 from bshmd.testing.segmentation import selfie_matte
-
-SHARED = Path(__file__).resolve().parents[3] / "shared"
+from tests.testdata import PHOTOS, PORTRAIT, PORTRAIT_MATTE, ROCKET, SELFIE_MODEL
 
 
 def _rejection(call, *args) -> InputRejected:  # noqa: ANN001 - any function that raises it
@@ -36,11 +35,8 @@ def _decode(path: Path) -> np.ndarray:
 @pytest.fixture(scope="session")
 def rocket_matte() -> np.ndarray:
     """What a real segmentation network sees in the rocket photo (no person)."""
-    model = SHARED / "models" / "selfie_segmentation.tflite"
-    if not model.exists():
-        pytest.skip(f"{model} is absent: the shared test material is not beside this checkout")
-    rgb = decode_image(SHARED / "testdata" / "no-person-rocket.jpg", max_pixels=10**8, max_file_bytes=10**9)
-    return selfie_matte(model, rgb)
+    rgb = decode_image(ROCKET, max_pixels=10**8, max_file_bytes=10**9)
+    return selfie_matte(SELFIE_MODEL, rgb)
 
 
 @dataclass
@@ -72,9 +68,7 @@ class Tree:
 
 
 def make_tree(tmp_path: Path, rocket_matte: np.ndarray, **overrides: object) -> Tree:
-    testdata = SHARED / "testdata"
-    if not testdata.exists():
-        pytest.skip(f"{testdata} is absent: the shared test material is not beside this checkout")
+    testdata = PHOTOS
     hot = {name: tmp_path / name for name in ("in", "out", "quarantine")}
     for path in hot.values():
         path.mkdir()
@@ -104,10 +98,10 @@ def make_tree(tmp_path: Path, rocket_matte: np.ndarray, **overrides: object) -> 
     quarantine("astronaut.png", _rejection(check_input, rgb, GateConfig(min_input_side=1000)))
     place("rocket.jpg", rocket)
     quarantine("rocket.jpg", _rejection(check_matte, rocket_matte, GateConfig()), rocket_matte)
-    shutil.copy(testdata / "portrait-studio.png", hot["in"] / "shoot" / "dancer.png")
-    with Image.open(testdata / "portrait-studio.bshm-alpha.png") as image:
+    shutil.copy(PORTRAIT, hot["in"] / "shoot" / "dancer.png")
+    with Image.open(PORTRAIT_MATTE) as image:
         studio_matte = np.asarray(image.convert("L"), dtype=np.uint8).copy()
-    # The real BSHM matte, refused by a gate stricter than the default about soft edges.
+    # A real network's matte, refused by a gate stricter than the default about soft edges.
     quarantine("dancer.png", _rejection(check_matte, studio_matte, GateConfig(max_uncertain=0.005)), studio_matte)
     return Tree(config, tmp_path)
 

@@ -25,8 +25,8 @@ from bshmd.errors import InputRejected
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
-from tests.conftest import SHARED
 from tests.survival.harness import image_bytes
+from tests.testdata import PHOTOS
 
 # Pillow warns (UserWarning, e.g. "Corrupt EXIF data") and carries on when a file's metadata is
 # damaged. The daemon does not turn warnings into errors, so neither may these tests: otherwise
@@ -58,10 +58,8 @@ def _generated() -> dict[str, bytes]:
 
 def _seed_files() -> dict[str, bytes]:
     seeds = _generated()
-    real = SHARED / "testdata"
-    for name in ("no-person-rocket.jpg", "portrait-studio.png"):
-        if (real / name).exists():
-            seeds[name] = (real / name).read_bytes()
+    for name in ("no-person-rocket.jpg", "portrait-hopper.png"):
+        seeds[name] = (PHOTOS / name).read_bytes()
     return seeds
 
 
