@@ -1,5 +1,5 @@
-"""Clean edges on a known matte: the real BSHM matte of the studio photo, a known foreground
-blended over a green backdrop through it, so the true composite is known."""
+"""Clean edges on a known matte: a real network's matte of the test portrait (MediaPipe's, not
+BSHM's), a known foreground blended over a green backdrop through it, so the true composite is known."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_decontaminated_composite_on_white_at_most_halves_the_naive_edge_error(
 
     naive = composite_error(scene, matte, "none", composite_format)
     clean = composite_error(scene, matte, "decontaminate", composite_format)
-    # The naive blend keeps a·(1−a)·(green − F) of the backdrop: about 12 levels here.
+    # The naive blend keeps a·(1−a)·(green − F) of the backdrop: about 16 levels here.
     assert naive > 8, naive
     assert clean <= 0.5 * naive, (clean, naive)
 
@@ -54,7 +54,7 @@ def test_cutout_soft_pixels_carry_the_foreground_colour_not_the_backdrop(scene: 
     kept = np.abs(scene.photo.astype(np.float32) - scene.foreground)[edge].mean()
     cleaned = np.abs(cutout[:, :, :3].astype(np.float32) - scene.foreground)[edge].mean()
     assert kept > 30, kept  # the photo's colour there is largely green
-    assert cleaned <= 0.1 * kept, (cleaned, kept)  # measured: 1.2 vs 37 levels
+    assert cleaned <= 0.1 * kept, (cleaned, kept)  # measured: 7.3 vs 47.5 levels
 
 
 def test_opaque_pixels_keep_the_photo_and_transparent_ones_are_cleared(scene: Any) -> None:
@@ -65,17 +65,18 @@ def test_opaque_pixels_keep_the_photo_and_transparent_ones_are_cleared(scene: An
     assert not cutout[:, :, :3][scene.alpha == 0].any()
 
 
-def test_working_on_a_reduced_copy_keeps_the_edges_clean(real_matte: np.ndarray) -> None:
+def test_working_on_a_reduced_copy_keeps_the_edges_clean(studio_matte: np.ndarray) -> None:
     # A 24 MP photo runs its blurs on a copy ~1000 px across; here the scene is made 3x larger
     # and the working copy 4x smaller than the frame, so that path runs on known colours too.
     import cv2
 
     from bshmd.testing.known_matte import known_matte_scene
 
-    big = known_matte_scene(cv2.resize(real_matte, (2844, 1599), interpolation=cv2.INTER_LINEAR))
+    height, width = studio_matte.shape
+    big = known_matte_scene(cv2.resize(studio_matte, (3 * width, 3 * height), interpolation=cv2.INTER_LINEAR))
     a = big.alpha.astype(np.float32)[:, :, None] / 255.0
     naive = big.edge_error(big.photo * a + 255.0 * (1.0 - a), WHITE)
-    foreground = estimate_foreground(big.photo, big.alpha, work_side=711)
+    foreground = estimate_foreground(big.photo, big.alpha, work_side=3 * max(height, width) // 4)
     clean = big.edge_error(np.rint(foreground * a + 255.0 * (1.0 - a)), WHITE)
     assert clean <= 0.5 * naive, (clean, naive)
 

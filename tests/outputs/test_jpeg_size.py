@@ -27,7 +27,7 @@ def test_chroma_is_not_subsampled_and_blocks_without_subject_stay_exactly_white(
     height, width = scene.alpha.shape
     touched = scene.alpha[: height // 8 * 8, : width // 8 * 8].reshape(height // 8, 8, width // 8, 8).any(axis=(1, 3))
     free = ~np.kron(touched, np.ones((8, 8), bool))
-    assert free.mean() > 0.5
+    assert free.mean() > 0.9 * np.mean(scene.alpha == 0)  # the check covers most of the backdrop
     assert (pixels[: height // 8 * 8, : width // 8 * 8][free] == 255).all()
 
 
@@ -37,7 +37,7 @@ def test_quality_goes_down_until_the_composite_fits(scene: Any) -> None:
     fitted = composite_jpeg(scene, jpeg_quality=95, jpeg_max_bytes=limit)
     assert len(fitted) <= limit < len(unlimited)
     with Image.open(io.BytesIO(fitted)) as image:
-        assert image.size == (948, 533)
+        assert image.size == scene.alpha.shape[::-1]
     assert composite_jpeg(scene, jpeg_quality=95, jpeg_max_bytes=len(unlimited)) == unlimited  # fits: untouched
 
 

@@ -72,10 +72,14 @@ def test_marketplace_canvas_through_bshmd_process(tmp_path: Path, scene: Any, fi
     np.testing.assert_array_equal(cutout[:, :, 3], alpha)
     np.testing.assert_array_equal(webp[:, :, 3], alpha)  # every format gets the same canvas
 
-    # The matte above the threshold spans 450×469 px: the height constrains, so the box runs
-    # from the top margin to the bottom margin (100 px = 5 % of 2000) and is centred across.
+    # The subject is taller than wide (512×582 px above the threshold), so on the square canvas
+    # the height constrains: the box runs from the top margin to the bottom margin (100 px =
+    # 5 % of 2000), keeps the subject's proportions and is centred across.
+    sx0, sy0, sx1, sy1 = box_of(scene.alpha > 10)
+    assert sy1 - sy0 > sx1 - sx0, (sx0, sy0, sx1, sy1)
     x0, y0, x1, y1 = box = box_of(alpha)
     assert abs(y0 - 100) <= 2 and abs(1900 - y1) <= 2, box
+    assert abs((x1 - x0) - 1800 * (sx1 - sx0) / (sy1 - sy0)) <= 2, box
     assert abs((x0 + x1) / 2 - 1000) <= 2 and abs((y0 + y1) / 2 - 1000) <= 2, box
     assert x0 > 100 and x1 < 1900  # the other sides keep more than the margin
     tx0, ty0, tx1, ty1 = box_of(alpha > 10)  # trimmed at the threshold: resampling softens only the rim
