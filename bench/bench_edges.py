@@ -1,11 +1,12 @@
 """What clean edges and the canvas layout add per 24 MP image, in CPU-seconds.
 
-    .venv/bin/python bench/bench_edges.py [--size 6000x4000] [--repeats 5]
+    .venv/bin/python bench/bench_edges.py [--photo PNG] [--matte PNG] [--size 4000x6000] [--repeats 5]
 
-The photo is the real studio portrait scaled up to --size with sensor-like grain; its matte is
-the real BSHM matte brought to that size by the engine's own guided upsampling, so the soft
-band is as wide as the daemon sees it. Measured side by side in one run (CPU-s are
-process CPU time, all threads; best of --repeats):
+The photo (default: the test portrait, tests/data/photos/portrait-hopper.png) is scaled up to
+--size with sensor-like grain; its matte (default: a real network's matte of it, MediaPipe
+selfie segmentation, not BSHM's) is brought to that size by the engine's own guided
+upsampling, so the soft band is as wide as the daemon would see that matte. Measured side by
+side in one run (CPU-s are process CPU time, all threads; best of --repeats):
 
 - edges:   ``clean_edges(..., "decontaminate")`` alone (``none`` costs nothing: it returns the photo);
 - cut-out: ``render_outputs`` of the default cut-out with ``edges: none`` and ``decontaminate``;
@@ -20,7 +21,7 @@ import argparse
 import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata"
+PHOTOS = Path(__file__).resolve().parent.parent / "tests" / "data" / "photos"
 
 
 def measure(fn, repeats: int) -> tuple[float, float]:  # noqa: ANN001
@@ -34,16 +35,16 @@ def measure(fn, repeats: int) -> tuple[float, float]:  # noqa: ANN001
     return cpu, wall
 
 
-def studio_at(width: int, height: int, testdata: Path):  # noqa: ANN201 - (rgb, alpha)
+def portrait_at(width: int, height: int, photo: Path, matte_png: Path):  # noqa: ANN201 - (rgb, alpha)
     import cv2
     import numpy as np
     from PIL import Image
 
     from bshmd.engine.upsample import guided_upsample
 
-    with Image.open(testdata / "portrait-studio.png") as image:
+    with Image.open(photo) as image:
         small = np.asarray(image.convert("RGB"))
-    with Image.open(testdata / "portrait-studio.bshm-alpha.png") as image:
+    with Image.open(matte_png) as image:
         matte = np.asarray(image.convert("L"))
     rgb = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
     rgb += np.random.default_rng(0).normal(0, 3, rgb.shape).astype(np.float32)  # sensor grain
@@ -53,9 +54,11 @@ def studio_at(width: int, height: int, testdata: Path):  # noqa: ANN201 - (rgb, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="6000x4000")
+    parser.add_argument("--photo", type=Path, default=PHOTOS / "portrait-hopper.png")
+    parser.add_argument("--matte", type=Path, default=PHOTOS / "portrait-hopper.selfie-alpha.png",
+                        help="the matte of --photo, 8-bit grey at the photo's size")
+    parser.add_argument("--size", default="4000x6000", help="width x height: 24 MP, upright like the portrait")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--testdata", type=Path, default=SHARED)
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
 
@@ -66,7 +69,7 @@ def main() -> None:
     from bshmd.outputs.layout import apply_layout
     from bshmd.pipeline.outputs import render_outputs
 
-    rgb, alpha = studio_at(width, height, args.testdata)
+    rgb, alpha = portrait_at(width, height, args.photo, args.matte)
     band = float(np.count_nonzero((alpha > 0) & (alpha < 255))) / alpha.size
     print(f"{width}x{height} ({width * height / 1e6:.1f} MP), soft band 0<alpha<255: {band:.1%} of the pixels")
 
