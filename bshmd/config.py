@@ -114,6 +114,18 @@ def _check_formats(formats: tuple[str, ...]) -> tuple[str, ...]:
 
 
 OutputFormat = Literal["cutout", "alpha", "composite", "webp", "tiff", "psd", "avif"]
+MAX_CANVAS_SIDE = 10000  # px: what marketplaces accept, and under WebP's 16383 limit
+CanvasSide = Annotated[int, Field(ge=1, le=MAX_CANVAS_SIDE)]
+
+
+class LayoutConfig(Section):
+    """Where the subject goes in the output (see bshmd.outputs.layout)."""
+
+    trim: bool = True  # crop to the subject: alpha above `threshold`
+    threshold: Annotated[int, Field(ge=0, le=254)] = 10
+    margin: Annotated[float, Field(ge=0, lt=0.5)] = 0.0  # share of the canvas's shorter side
+    canvas: tuple[CanvasSide, CanvasSide] | None = None  # width, height; None: the subject's size
+    align: Literal["center", "bottom"] = "center"
 
 
 class OutputsConfig(Section):
@@ -134,6 +146,9 @@ class OutputsConfig(Section):
     color: Literal["keep", "srgb"] = "keep"  # the photo's own profile and pixels, or sRGB for the web
     metadata: Literal["keep", "strip"] = "keep"  # strip: the colour profile only (no GPS, no names)
     bit_depth: Literal[8, "keep"] = 8  # keep: 16-bit inputs give 16-bit cutout and tiff results
+    jpeg_max_bytes: Annotated[int, Field(ge=1024)] | None = None  # lower the quality until it fits
+    edges: Literal["none", "decontaminate"] = "decontaminate"  # the subject's colour at soft edges
+    layout: LayoutConfig | None = None  # None: the photo's own framing
     file_mode: FileMode = 0o644
     group: str | None = None
 

@@ -12,10 +12,12 @@ inputs ``a.jpg`` and ``a.png`` in one folder never collide::
     <output>/<rel folder>/a.jpg.psd            the photo as a layer, the matte its mask (bshmd.outputs.psd)
     <output>/<rel folder>/a.jpg.cutout.avif    RGBA AVIF at avif_quality
 
-Every result has the input's full resolution. ``feather_px`` softens the matte once, before
-any format is rendered, so all formats of one input agree. Colour profile and metadata come
-from the decoded photo (bshmd.outputs.colour, bshmd.outputs.metadata); ``bit_depth: keep``
-makes the cutout PNG and the TIFF 16-bit for 16-bit inputs.
+Every result has the input's full resolution, unless ``outputs.layout`` places the subject on
+a canvas. ``feather_px`` softens the matte, ``edges`` decontaminates the subject's soft edges
+(bshmd.outputs.edges) and ``layout`` trims and places it (bshmd.outputs.layout), once,
+before any format is rendered, so all formats of one input agree. Colour profile and metadata
+come from the decoded photo (bshmd.outputs.colour, bshmd.outputs.metadata); ``bit_depth: keep``
+makes the cutout PNG and the TIFF 16-bit for 16-bit inputs kept at their own framing.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from bshmd.outputs.edges import clean_edges
+from bshmd.outputs.jpeg import encode_jpeg
+from bshmd.outputs.layout import apply_layout
 from bshmd.pipeline.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -206,6 +211,20 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
         alpha = np.rint(precise * 255.0).astype(np.uint8)
     else:
         alpha = feather(alpha, outputs.feather_px)
+    # The retoucher's formats (tiff, psd) keep the photo's own colour at the edges, as their
+    # 16-bit pixels do; what shows the subject over something new gets the cleaned colour.
+    photo_pixels = pixels
+    pixels = clean_edges(pixels, alpha, outputs.edges)
+    if outputs.layout is not None:
+        if {"tiff", "psd"} & set(outputs.formats):
+            photo_pixels, _ = apply_layout(photo_pixels, alpha, outputs.layout)
+        framed = alpha
+        pixels, alpha = apply_layout(pixels, alpha, outputs.layout)
+        if alpha is not framed:  # placed on a canvas, resampled in 8 bits
+            precise = None
+            if pixels16 is not None:
+                pixels16 = None
+                notes.append("bit_depth: a layout canvas is written with 8 bits")
     no_icc = dataclasses.replace(meta, icc=None)  # a grey matte cannot carry an RGB profile
     level = outputs.png_compression
     blobs: dict[str, bytes] = {}
@@ -235,8 +254,8 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
             if outputs.composite_format == "jpeg":
                 args, skipped = metadata.jpeg_args(meta)
                 notes.extend(f"composite {why}" for why in skipped)
-                Image.fromarray(flat, "RGB").save(buffer, "JPEG", quality=outputs.jpeg_quality, optimize=True,
-                                                  **args)
+                buffer.write(encode_jpeg(Image.fromarray(flat, "RGB"), outputs.jpeg_quality,
+                                         outputs.jpeg_max_bytes, **args))
             else:
                 blobs[fmt] = _png(flat, "RGB", level, metadata.png_chunks(meta))
                 continue
@@ -254,13 +273,13 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
 
             # The retoucher's format: the photo's colour stays under transparent pixels too.
             tiff_rgba = (np.dstack([pixels16, alpha16(alpha if precise is None else precise)]) if pixels16 is not None
-                         else np.dstack([pixels, alpha]))
+                         else np.dstack([photo_pixels, alpha]))
             blobs[fmt] = encode_tiff(tiff_rgba, meta, compression=outputs.tiff_compression)
             continue
         elif fmt == "psd":
             from bshmd.outputs.psd import encode_psd
 
-            blobs[fmt] = encode_psd(pixels, alpha, meta)
+            blobs[fmt] = encode_psd(photo_pixels, alpha, meta)
             continue
         else:  # the config model allows no other value
             raise ValueError(f"unknown output format {fmt!r}")

@@ -36,6 +36,8 @@ REASONS: dict[str, tuple[str, str]] = {
     "unsafe_output_path": ("Output folder is a link", "A folder on the way to the results is a symbolic link; "
                                                       "bshmd does not write through links. Fix the output "
                                                       "folder, then requeue."),
+    "output_too_large": ("Result too large", "The composite stays larger than the configured file-size limit "
+                                             "(outputs.jpeg_max_bytes) even at low JPEG quality."),
 }
 
 

@@ -98,3 +98,30 @@ def standin_model_dir(tmp_path_factory_dir: Path) -> Path:
     """
     write_standin_graph(Path(tmp_path_factory_dir))
     return Path(tmp_path_factory_dir)
+
+
+def build_fixed_matte_graph_def(alpha):  # -> tf.compat.v1.GraphDef
+    """A graph with BSHM's contract whose alpha is always ``alpha`` (uint8 H×W), whatever the photo.
+
+    A TEST FIXTURE for outputs whose correct result is known in advance: a photo made by
+    blending a known foreground over a known backdrop through ``alpha`` (see
+    bshmd.testing.known_matte) has a known true composite. It accepts only H×W×3 inputs.
+    """
+    import numpy as np
+
+    tf = import_tf()
+    v1 = tf.compat.v1
+    alpha = np.asarray(alpha, dtype=np.uint8)
+    graph = tf.Graph()
+    with graph.as_default():
+        image = v1.placeholder(tf.float32, shape=(alpha.shape[0], alpha.shape[1], 3), name="input_image")
+        rgb = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+        tf.concat([rgb, tf.constant(alpha[:, :, None])], axis=-1, name="output_png")
+    return graph.as_graph_def()
+
+
+def write_fixed_matte_graph(path: Path, alpha) -> Path:
+    """Write the fixed-matte graph (``build_fixed_matte_graph_def``) to ``path``; returns the file."""
+    target = _graph_path(path)
+    target.write_bytes(build_fixed_matte_graph_def(alpha).SerializeToString())
+    return target

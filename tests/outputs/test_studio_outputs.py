@@ -96,7 +96,9 @@ def studio_jpeg(tmp_path: Path, studio_png: Path) -> Path:
 def results(tmp_path: Path, studio_jpeg: Path, engine: Any) -> Iterator[tuple[dict[str, Path], RecordingEngine]]:
     from bshmd.pipeline.outputs import output_paths
 
-    config = make_config(tmp_path, formats=ALL_FORMATS, composite_format="jpeg")
+    # edges: none, so every pixel the matte shows is the photo's own (soft-edge colour is
+    # tests/outputs/test_edges.py's business).
+    config = make_config(tmp_path, formats=ALL_FORMATS, composite_format="jpeg", edges="none")
     recording = RecordingEngine(engine)
     assert process(config, recording, [studio_jpeg]) == {studio_jpeg: "processed"}
     yield output_paths(config.folders[0].output, Path("portrait.jpg"), config.outputs), recording
@@ -242,7 +244,8 @@ def test_color_srgb_converts_within_delta_e_1_of_littlecms(tmp_path: Path, studi
     from bshmd.outputs.colour import is_srgb
     from bshmd.pipeline.outputs import output_paths
 
-    config = make_config(tmp_path, formats=["cutout", "tiff", "webp"], color="srgb", webp_quality=100)
+    config = make_config(tmp_path, formats=["cutout", "tiff", "webp"], color="srgb", webp_quality=100,
+                         edges="none")  # every pixel the matte shows is the converted photo's
     assert process(config, engine, [studio_jpeg]) == {studio_jpeg: "processed"}
     # LittleCMS's own conversion, from the input's profile to Debian's sRGB profile file.
     with Image.open(studio_jpeg) as photo:

@@ -52,7 +52,7 @@ def photo_under(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 def test_cleared_transparent_colour_makes_smaller_cutouts(studio_rgb: np.ndarray, studio_matte: np.ndarray) -> None:
     kept = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("cutout", "webp"), webp_quality=100,
-                                                                  clear_transparent=False))
+                                                                  clear_transparent=False, edges="none"))
     cleared = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("cutout", "webp"), webp_quality=100))
     transparent = np.count_nonzero(studio_matte == 0) / studio_matte.size
     assert transparent > 0.3  # the background of the portrait
@@ -65,7 +65,7 @@ def test_cleared_transparent_colour_makes_smaller_cutouts(studio_rgb: np.ndarray
 
 
 def test_cutout_carries_the_photo_and_exactly_the_matte(studio_rgb: np.ndarray, studio_matte: np.ndarray) -> None:
-    blobs = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("cutout", "alpha")))
+    blobs = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("cutout", "alpha"), edges="none"))
     cutout = decode(blobs["cutout"])
     assert cutout.mode == "RGBA" and cutout.size == (512, 600)
     pixels = np.asarray(cutout)
@@ -77,7 +77,7 @@ def test_cutout_carries_the_photo_and_exactly_the_matte(studio_rgb: np.ndarray, 
 
 
 def test_composite_on_a_colour_follows_the_formula(studio_rgb: np.ndarray, studio_matte: np.ndarray) -> None:
-    outputs = OutputsConfig(formats=("composite",), composite_format="png", background="#204060")
+    outputs = OutputsConfig(formats=("composite",), composite_format="png", background="#204060", edges="none")
     result = np.asarray(decode(render_outputs(studio_rgb, studio_matte, outputs)["composite"]))
     a = studio_matte.astype(np.float64)[:, :, None] / 255
     expected = np.rint(studio_rgb * a + np.array([0x20, 0x40, 0x60]) * (1 - a))
@@ -118,7 +118,8 @@ def test_feather_softens_every_format_the_same_way(studio_rgb: np.ndarray, studi
 
 
 def test_webp_is_lossless_at_quality_100_and_smaller_below(studio_rgb: np.ndarray, studio_matte: np.ndarray) -> None:
-    lossless = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("webp",), webp_quality=100))["webp"]
+    lossless = render_outputs(studio_rgb, studio_matte, OutputsConfig(formats=("webp",), webp_quality=100,
+                                                                  edges="none"))["webp"]
     pixels = np.asarray(decode(lossless))
     np.testing.assert_array_equal(pixels[:, :, 3], studio_matte)
     np.testing.assert_array_equal(pixels[:, :, :3], photo_under(studio_rgb, studio_matte))
