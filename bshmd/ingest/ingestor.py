@@ -2,7 +2,9 @@
 
 One ``bshmd-ingest`` thread does all the deciding (so the bookkeeping needs no locks of its
 own); observers only nominate paths to it, and a ``bshmd-claim-renewer`` thread keeps this
-instance's leases alive. Each folder pair is handled on its own: one that disappears (NAS
+instance's leases alive. Which files are in flight is the job ledger's to say
+(``bshmd.ledger``): the ingestor keeps no list of its own of the files it handed over.
+Each folder pair is handled on its own: one that disappears (NAS
 unmounted, folder renamed) is reported once and retried, the others carry on.
 """
 
@@ -14,22 +16,27 @@ import stat as stat_module
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bshmd.config import Config, FolderConfig
+from bshmd.errors import LedgerUnavailable, ShareOwnedElsewhere
 from bshmd.ingest import settle as settle_states
-from bshmd.ingest.claims import ClaimStore, FileClaim, StateUnavailable
 from bshmd.ingest.filters import PathFilter, excluded_dirs_for
 from bshmd.ingest.mounts import watch_mode_for
+from bshmd.ingest.output import OutputMount
 from bshmd.ingest.scan import stat_candidate, walk
 from bshmd.ingest.settle import SettleTracker, opens_for_reading
 from bshmd.ingest.sweep import sweep_leftovers
 from bshmd.ingest.watch import OverflowListener, start_observer, stop_observer
+from bshmd.ledger.claims import Claims, FolderClaims, LedgerClaim
+from bshmd.ledger.store import Ledger
 from bshmd.records import FileKey, Job
 
 log = logging.getLogger("bshmd.ingest")
+
+LEDGER_STATS_SECONDS = 5.0  # how often /status and the metrics' ledger counts are refreshed
 
 OnReady = Callable[[Job], bool]
 OnEvent = Callable[[str, dict], None]
@@ -43,7 +50,7 @@ class _Folder:
     index: int
     root: Path
     path_filter: PathFilter
-    store: ClaimStore
+    store: FolderClaims
     tracker: SettleTracker
     mode: str = "events"
     observer: Any = None
@@ -52,9 +59,7 @@ class _Folder:
     identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the root the observer watches
     rescan_due: float = 0.0  # monotonic
     state_warned: bool = False
-    # Jobs in the pipeline, for the retry of a released one. Dropped when the claim is
-    # completed, released or lost, so it holds no more than the pipeline does.
-    handed: dict[FileKey, Job] = field(default_factory=dict)
+    refused: str = ""  # the share is tracked by another ledger: nothing is claimed here
 
 
 class Ingestor:
@@ -65,6 +70,7 @@ class Ingestor:
         *,
         instance_id: str,
         on_event: OnEvent | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self._config = config
         self._on_ready = on_ready
@@ -76,10 +82,17 @@ class Ingestor:
         # their request in the inbox below and the ingest thread picks it up.
         self._lock = threading.RLock()
         self._folders: dict[str, _Folder] = {}
-        self._stores: dict[Path, ClaimStore] = {}
+        if ledger is None:
+            from bshmd.ledger import open_ledger
+
+            ledger = open_ledger(config, instance_id)
+        self.ledger = ledger
+        self.claims = Claims(ledger, config.claims.lease_seconds)
+        self.claims.on_finished = self._note_ended
+        self._stores: dict[Path, FolderClaims] = {}
         self._nominated: dict[Path, tuple[_Folder, bool]] = {}
-        self._released: list[tuple[ClaimStore, FileKey]] = []
-        self._ended: list[tuple[ClaimStore, FileClaim]] = []
+        self._ended: list[LedgerClaim] = []
+        self._ledger_status: dict[str, Any] | None = None
         self._pending_config: Config | None = None
         self._rescan_requested = False
         self._inbox_lock = threading.Lock()
@@ -163,6 +176,7 @@ class Ingestor:
                 "mode": f.mode,
                 "watching": f.observer is not None and f.observer.is_alive(),
                 "output_available": f.output_available is not False,
+                **({"refused": f.refused} if f.refused else {}),
             }
             for f in current
         }
@@ -171,15 +185,17 @@ class Ingestor:
 
     def record_counts(self) -> dict[str, int]:
         """How many per-file records the ingestor holds, summed over folders (for /status and
-        leak checks): files in flight, finished files remembered, jobs in the pipeline, and
-        the claim stores' held claims and done cache. Read without the lock, like health()."""
+        leak checks): files settling, finished files remembered, claims held in the ledger
+        (the files in the pipeline: ``handed`` and ``held_claims`` are one number, kept under
+        both names) and the done cache. Read without the lock, like health()."""
         current = list(self._folders.values())
         stores = {id(f.store): f.store for f in current}.values()
+        held = len(self.claims.held())
         return {
             "settling": sum(len(f.tracker) for f in current),
             "finished": sum(f.tracker.finished_count() for f in current),
-            "handed": sum(len(f.handed) for f in current),
-            "held_claims": sum(len(s.held()) for s in stores),
+            "handed": held,
+            "held_claims": held,
             "done_cached": sum(s.done_cached_count() for s in stores),
         }
 
@@ -203,7 +219,6 @@ class Ingestor:
             if old is not None and old.cfg == cfg:
                 old.index, old.path_filter = index, path_filter
                 old.tracker.settle_seconds = config.settle_seconds
-                old.store.lease_seconds = config.claims.lease_seconds
                 old.rescan_due = min(old.rescan_due, now + config.rescan_seconds)
                 if poll_changed and old.mode == "poll":
                     self._stop_watching(old)
@@ -217,25 +232,28 @@ class Ingestor:
                 index=index,
                 root=cfg.input,
                 path_filter=path_filter,
-                store=self._store_for(cfg.state_dir, config.claims.lease_seconds),
+                store=self._store_for(cfg),
                 tracker=SettleTracker(config.settle_seconds),
             )
         for key, old in previous.items():
             if key not in folders:
                 self._stop_watching(old)
                 log.info("no longer watching %s", old.root)
+        self.claims.lease_seconds = config.claims.lease_seconds
         self._folders = folders
         self._next_availability_check = 0.0
 
-    def _store_for(self, state_dir: Path, lease_seconds: float) -> ClaimStore:
-        store = self._stores.get(state_dir)
-        if store is None:
-            store = ClaimStore(state_dir, self.instance_id, lease_seconds)
-            store.on_released = lambda key, store=store: self._note_released(store, key)
-            store.on_finished = lambda claim, store=store: self._note_ended(store, claim)
-            self._stores[state_dir] = store
-        store.lease_seconds = lease_seconds
+    def _store_for(self, cfg: FolderConfig) -> FolderClaims:
+        store = self._stores.get(cfg.output)
+        if store is None or store.root != cfg.input:
+            store = FolderClaims(self.claims, cfg.input, cfg.output, mounted=OutputMount(cfg.output))
+            self._stores[cfg.output] = store
         return store
+
+    def close(self) -> None:
+        """Stop, and close the ledger connection."""
+        self.stop()
+        self.ledger.close()
 
     # --- threads --------------------------------------------------------------------------
 
@@ -252,12 +270,41 @@ class Ingestor:
             self._wake.clear()
 
     def _renew_leases(self) -> None:
-        while not self._stopping.wait(max(0.2, self._config.claims.lease_seconds / 3)):
-            for store in list(self._stores.values()):
+        """Renew every lease a third of a lease before it runs out; refresh the ledger's counts."""
+        next_renew = next_stats = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_renew:
+                next_renew = now + max(0.2, self._config.claims.lease_seconds / 3)
                 try:
-                    store.renew()
+                    self.claims.renew()
                 except Exception:
-                    log.exception("renewing claims in %s failed; continuing", store.state_dir)
+                    log.exception("renewing claims in %s failed; continuing", self.ledger.describe())
+            if now >= next_stats:
+                next_stats = now + LEDGER_STATS_SECONDS
+                self._refresh_ledger_status()
+            if self._stopping.wait(max(0.05, min(next_renew, next_stats) - time.monotonic())):
+                return
+
+    def _refresh_ledger_status(self) -> None:
+        names = {f.store._folder_id: str(f.root) for f in list(self._folders.values()) if f.store._folder_id}
+        status: dict[str, Any] = {"backend": self.ledger.dialect, "database": self.ledger.describe(),
+                                  "id": self.ledger.ledger_id, "held": len(self.claims.held())}
+        try:
+            counts = self.ledger.counts()
+            status["reachable"] = True
+            status["jobs"] = {names.get(folder, folder): c for folder, c in counts.items() if folder in names}
+        except Exception as exc:  # LedgerUnavailable, or anything the driver raises
+            status["reachable"] = False
+            status["error"] = str(exc)
+            status["jobs"] = (self._ledger_status or {}).get("jobs", {})
+        self._ledger_status = status
+
+    def ledger_status(self) -> dict[str, Any]:
+        """The ledger as last seen by the renewer thread (never waits for the database)."""
+        return dict(self._ledger_status or {"backend": self.ledger.dialect, "database": self.ledger.describe(),
+                                            "id": self.ledger.ledger_id, "held": len(self.claims.held()),
+                                            "reachable": True, "jobs": {}})
 
     def _sweep(self, config: Config) -> None:
         """Once per start: remove the temporary and lock files that crashed writers left."""
@@ -288,16 +335,13 @@ class Ingestor:
 
         with self._inbox_lock:
             nominated, self._nominated = self._nominated, {}
-            released, self._released = self._released, []
             ended, self._ended = self._ended, []
             rescan_all, self._rescan_requested = self._rescan_requested, False
         if rescan_all:
             for folder in self._folders.values():
                 folder.rescan_due = 0.0
-        for store, claim in ended:
-            self._forget_handed(store, claim)
-        for store, key in released:
-            self._reoffer(store, key)
+        for claim in ended:
+            self._ended_claim(claim)
 
         for folder in self._folders.values():
             if self._stopping.is_set():
@@ -323,8 +367,17 @@ class Ingestor:
         return min(deadlines) - time.monotonic()
 
     def _check_output(self, folder: _Folder) -> None:
-        """Is the output share there? Files wait (unclaimed) while it is not."""
-        available = folder.store.check_output()
+        """Is the output share there (and tracked by our ledger)? Files wait (unclaimed) while not."""
+        try:
+            available = folder.store.check_output()
+        except ShareOwnedElsewhere as exc:
+            if not folder.refused:
+                log.error("%s; files of %s wait", exc, folder.root)
+                self._emit("share_refused", {"folder": str(folder.root), "reason": str(exc)})
+            folder.refused = str(exc)
+            available = False
+        else:
+            folder.refused = ""
         if available == folder.output_available:
             return
         if not available:
@@ -440,13 +493,15 @@ class Ingestor:
 
     def _observe(self, folder: _Folder, path: Path, st: os.stat_result) -> None:
         key = FileKey.of(folder.root, path, st)
+        if folder.store.holds(key):
+            return  # in the pipeline: the ledger says so, nothing to track here
         if not folder.tracker.observe(path, key):
             return
         self._emit("file_seen", {"folder": str(folder.root), "relpath": key.relpath, "size": key.size})
         try:
-            done = folder.store.is_done(key)  # one claim read at first sight, then cached
-        except StateUnavailable:
-            done = False  # settle anyway; the claim step waits for the share
+            done = folder.store.is_done(key)  # one ledger read at first sight, then cached
+        except LedgerUnavailable:
+            done = False  # settle anyway; the claim step waits for the ledger
         if done:
             folder.tracker.finish(path, key, settle_states.DONE)
 
@@ -475,21 +530,26 @@ class Ingestor:
 
     def _claim_and_hand(self, folder: _Folder, path: Path, key: FileKey) -> None:
         config = self._config
+        if folder.refused:
+            folder.tracker.retry_later(path, config.poll_seconds)
+            return
         try:
-            claim = None if folder.store.is_done(key) else folder.store.try_claim(key)
-        except StateUnavailable as exc:
+            claim = folder.store.verdict(key)
+        except (LedgerUnavailable, OSError) as exc:
             if not folder.state_warned:
-                log.warning("cannot claim files of %s: state folder unreachable (%s); waiting",
-                            folder.root, exc)
+                log.warning("cannot claim files of %s: the job ledger or the output share is unreachable "
+                            "(%s); waiting", folder.root, exc)
                 folder.state_warned = True
             folder.tracker.retry_later(path, config.poll_seconds)
             return
         if folder.state_warned:
-            log.warning("state folder %s reachable again", folder.cfg.state_dir)
+            log.warning("claiming files of %s again", folder.root)
             folder.state_warned = False
-        if claim is None:
-            if folder.store.is_done_cached(key):
+        if not isinstance(claim, LedgerClaim):
+            if claim.why == "done":
                 folder.tracker.finish(path, key, settle_states.DONE)
+            elif claim.why == "waiting":
+                folder.tracker.retry_later(path, max(claim.due_in, 0.05))
             else:
                 # Another instance holds it; look again in case that instance dies.
                 folder.tracker.retry_later(path, max(config.claims.lease_seconds / 3, 0.5))
@@ -502,53 +562,47 @@ class Ingestor:
             return
         self._hand_over(folder, path, key, claim)
 
-    def _hand_over(self, folder: _Folder, path: Path, key: FileKey, claim: FileClaim) -> None:
-        job = Job(folder=folder.cfg, path=path, key=key, claim=claim)
-        if claim.taken_from:
-            # An earlier holder may have written the result before it died: the pipeline
-            # can check for it instead of doing the work again.
-            job.extra["retaken_from"] = claim.taken_from
-        folder.tracker.finish(path, key, settle_states.HANDED)
-        folder.handed[key] = job
+    def _hand_over(self, folder: _Folder, path: Path, key: FileKey, claim: LedgerClaim) -> None:
+        # taken_from: an earlier holder may have written the result before it died; the
+        # pipeline checks for it instead of doing the work again.
+        job = Job(folder=folder.cfg, path=path, key=key, claim=claim, taken_from=claim.taken_from)
+        folder.tracker.forget(path)  # in flight now: the ledger's claim is the only record
         try:
             accepted = bool(self._on_ready(job))
         except Exception:
             log.exception("the pipeline refused %r with an error", key.relpath)
             accepted = False
         if not accepted:
-            claim.release()  # comes back through _note_released and is offered again later
+            claim.release()  # comes back through _note_ended and is offered again later
 
-    def _note_released(self, store: ClaimStore, key: FileKey) -> None:
+    def _note_ended(self, claim: LedgerClaim) -> None:
+        """A claim this process held ended (any thread): the ingest thread looks at it next."""
         with self._inbox_lock:
-            self._released.append((store, key))
+            self._ended.append(claim)
         self._wake.set()
 
-    def _note_ended(self, store: ClaimStore, claim: FileClaim) -> None:
-        with self._inbox_lock:
-            self._ended.append((store, claim))
-        self._wake.set()
-
-    def _forget_handed(self, store: ClaimStore, claim: FileClaim) -> None:
-        """A handed-over file is finished (completed, or its claim lost): drop its job."""
+    def _ended_claim(self, claim: LedgerClaim) -> None:
+        """Done: remember the file as finished. Released or lost: offer it again later."""
         for folder in self._folders.values():
-            job = folder.handed.get(claim.key)
-            if folder.store is store and job is not None and job.claim is claim:
-                del folder.handed[claim.key]
-
-    def _reoffer(self, store: ClaimStore, key: FileKey) -> None:
-        for folder in self._folders.values():
-            if folder.store is store and key in folder.handed:
-                job = folder.handed.pop(key)
-                path = job.path
-                if folder.tracker.finished_as(path, key, settle_states.HANDED):
-                    folder.tracker.reopen(path, key)
-                    # The pipeline asks for a longer pause when the file failed for a reason of
-                    # its surroundings (quarantine or output folder not writable): see
-                    # bshmd.pipeline.retry. Offered again at once, it would only fail again.
-                    delay = job.extra.get("retry_in_seconds")
-                    if not isinstance(delay, (int, float)) or delay <= 0:
-                        delay = min(self._config.poll_seconds, 1.0)
-                    folder.tracker.retry_later(path, delay)
+            if folder.store is not claim.folder:
+                continue
+            path = folder.root / claim.key.relpath
+            outcome = claim.outcome
+            if outcome is not None and outcome.done:
+                if os.path.lexists(path):
+                    folder.tracker.finish(path, claim.key, settle_states.DONE)
+                return
+            if not os.path.lexists(path):
+                return
+            folder.tracker.reopen(path, claim.key)
+            if outcome is None:  # lost to another instance: look again in case it dies
+                delay = max(self._config.claims.lease_seconds / 3, 0.5)
+            else:
+                # The pipeline asks for a longer pause when the file failed for a reason of
+                # its surroundings (quarantine or output folder not writable): see
+                # bshmd.pipeline.retry; the ledger keeps the same pause for every instance.
+                delay = outcome.retry_after or min(self._config.poll_seconds, 1.0)
+            folder.tracker.retry_later(path, delay)
 
     def _emit(self, name: str, fields: dict) -> None:
         if self._on_event is None:

@@ -22,9 +22,10 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bshmd.fs.names import TMP_SUFFIX, is_temp_name  # noqa: F401 - also imported from here
+
 log = logging.getLogger("bshmd.atomic")
 
-TMP_SUFFIX = ".bshmd-tmp"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
@@ -34,11 +35,6 @@ class UnsafePathError(ValueError):
 
 class UnknownGroupError(LookupError):
     """outputs.group names a group this host does not have."""
-
-
-def is_temp_name(name: str) -> bool:
-    """True for the temporary files atomic_write leaves only while it writes (or after a crash)."""
-    return name.startswith(".") and name.endswith(TMP_SUFFIX)
 
 
 def group_id(group: str | None) -> int:

@@ -44,10 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from bshmd.config import Config, FolderConfig
-from bshmd.errors import InputRejected
+from bshmd.errors import ClaimLost, InputRejected
+from bshmd.ledger.outcome import PROCESSED, QUARANTINED, RECOVERED, RELEASED, Outcome
 from bshmd.metrics import Metrics
 from bshmd.pipeline.batcher import Batcher
-from bshmd.pipeline.retry import BACK_OFF_REASONS, RETRY_IN, RetryBackoff
+from bshmd.pipeline.retry import BACK_OFF_REASONS, RetryBackoff
 from bshmd.pipeline.timed import StageTimeout, TimedRunner
 from bshmd.records import Job
 
@@ -385,7 +386,7 @@ class Pipeline:
         work = _Work(job, config, folder)
         started = time.monotonic()
         job.timings["wait"] = max(started - job.settled_at, 0.0)
-        if job.extra.get("retaken_from") and self._results_exist(work):
+        if job.taken_from and self._results_exist(work):
             work.recovered = True
             return work
         limits = config.limits
@@ -511,8 +512,6 @@ class Pipeline:
     # --- finishing one job -------------------------------------------------------------------
 
     def _finish(self, work: _Work, runner: TimedRunner) -> None:
-        from bshmd.ingest.claims import ClaimLost
-
         config = work.config
         timeout = config.pipeline.write_timeout_seconds
         started = time.monotonic()
@@ -563,7 +562,7 @@ class Pipeline:
 
         config, folder, job = work.config, work.folder, work.job
         if not work.accepted:
-            job.extra["matte"] = check_matte(work.alpha, config.gate_for(folder))
+            job.matte = check_matte(work.alpha, config.gate_for(folder))
         outputs_cfg = config.outputs_for(folder)
         paths = output_paths(folder.output, job.relpath, outputs_cfg)
         blobs = render_outputs(work.rgb, work.alpha, outputs_cfg)
@@ -600,7 +599,7 @@ class Pipeline:
                 # Created on demand, but only beside an existing parent: a missing share must
                 # not turn into a folder on the local disk.
                 folder.done_dir.mkdir(exist_ok=True)
-                job.extra["moved_to"] = safe_move(job.path, folder.done_dir / job.relpath, root=folder.done_dir)
+                job.moved_to = safe_move(job.path, folder.done_dir / job.relpath, root=folder.done_dir)
             elif action == "delete":
                 job.path.unlink(missing_ok=True)
         except OSError as exc:
@@ -634,7 +633,7 @@ class Pipeline:
             self._release(job, "quarantine_failed", where=str(work.folder.quarantine),
                           problem=f"cannot quarantine {job.path} ({rejection.reason_code}): {exc}")
             return
-        job.extra["quarantined_to"] = where
+        job.quarantined_to = where
         self._complete(work, "quarantined")
 
     def _output_unwritable(self, work: _Work, exc: OSError, where: Path | None = None) -> None:
@@ -680,11 +679,16 @@ class Pipeline:
         if not self._take(job):
             return
         self.retry_backoff.succeeded(work.folder.input, job.key)
+        if outcome == "processed":
+            job.outcome = Outcome(RECOVERED if work.recovered else PROCESSED)
+        else:
+            assert work.rejection is not None
+            job.outcome = Outcome(QUARANTINED, work.rejection.reason_code)
         if job.claim is not None:
             try:
-                job.claim.complete(outcome)
+                job.claim.complete(job.outcome)
             except Exception:
-                log.exception("cannot record %s as %s", job.path, outcome)
+                log.exception("cannot record %s as %s", job.path, job.outcome)
         folder = str(work.folder.input)
         t = job.timings
         times = " ".join(f"{name}={t[name]:.3f}s" for name in ("wait", "decode", "infer", "write") if name in t)
@@ -700,7 +704,7 @@ class Pipeline:
             if work.recovered:
                 extra["bshmd_outcome"] = "recovered"
                 log.info("recovered %s → %s: results written by %s before it stopped; claim completed",
-                         job.path, first, job.extra.get("retaken_from"), extra=extra)
+                         job.path, first, job.taken_from, extra=extra)
             else:
                 log.info("processed %s → %s %s", job.path, first, times, extra=extra)
             self._settle(job, "_processed", "processed")
@@ -708,7 +712,7 @@ class Pipeline:
             rejection = work.rejection
             assert rejection is not None
             self.metrics.files_quarantined.labels(folder, rejection.reason_code).inc()
-            extra.update(bshmd_reason=rejection.reason_code, bshmd_output=str(job.extra.get("quarantined_to")))
+            extra.update(bshmd_reason=rejection.reason_code, bshmd_output=str(job.quarantined_to))
             log.warning("quarantined %s reason=%s: %s %s", job.path, rejection.reason_code, rejection.message,
                         times, extra=extra)
             self._settle(job, "_quarantined", f"quarantined:{rejection.reason_code}")
@@ -716,18 +720,19 @@ class Pipeline:
     def _release(self, job: Job, reason: str, *, problem: str | None = None, where: str | None = None) -> None:
         """Give ``job`` back unfinished: its input stays and its claim is freed for a retry.
 
-        For a reason in BACK_OFF_REASONS the file's retry delay goes into ``job.extra`` before
-        the claim is released (the release is what makes the ingestor offer it again), and
+        For a reason in BACK_OFF_REASONS the file's retry delay goes into the release's
+        ``Outcome.retry_after`` (the ledger keeps anyone from taking it again sooner), and
         ``problem`` is logged at ERROR for the first failure of a streak, at DEBUG after.
         """
         if not self._take(job):
             return
         level = logging.INFO
+        retry_after: float | None = None
         fields = {"bshmd_file": str(job.path), "bshmd_outcome": f"released:{reason}"}
         if reason in BACK_OFF_REASONS:
             where = where or str(job.folder.output)
             streak = self.retry_backoff.failed(job.folder.input, job.key, reason, where)
-            job.extra[RETRY_IN] = streak.delay
+            retry_after = streak.delay
             level = logging.INFO if streak.first else logging.DEBUG
             fields["bshmd_retry_in"] = streak.delay
             if problem is not None:
@@ -740,9 +745,10 @@ class Pipeline:
                             where, reason, waiting, extra={"bshmd_outcome": f"waiting:{reason}"})
         elif problem is not None:
             log.error("%s; the input stays and will be retried", problem, extra=fields)
+        job.outcome = Outcome(RELEASED, reason, retry_after)
         if job.claim is not None:
             try:
-                job.claim.release()
+                job.claim.release(job.outcome)
             except Exception:
                 log.exception("cannot release the claim on %s", job.path)
         self.metrics.files_released.labels(reason).inc()

@@ -83,6 +83,7 @@ class Daemon:
         self.engine: Any = None
         self.pipeline: Any = None
         self.ingestor: Any = None
+        self.ledger: Any = None
         self.http: Any = None
         self.http_app: Any = None
         self._intake_closed = threading.Event()
@@ -114,6 +115,7 @@ class Daemon:
         self.metrics = Metrics()
         self.metrics.registry.register(ServiceCollector(self.state))
         self._start_http()
+        self._open_ledger()
         if not self._load_model():
             return False
         self._start_pipeline()
@@ -137,6 +139,29 @@ class Daemon:
         self.http = HttpServer(http.host, http.port, self.http_app)
         self.http.start()
         log.info("http: serving /metrics, /healthz, /readyz, /status and /review on %s", self.http.url)
+
+    def _open_ledger(self) -> None:
+        """Connect to the job ledger and check every reachable output share's marker, before
+        the model loads: a share tracked by another ledger ends the start (exit 2) at once."""
+        from bshmd.errors import LedgerUnavailable, ShareOwnedElsewhere
+        from bshmd.ledger import describe_ledger, open_ledger
+        from bshmd.ledger.share import ensure_marker
+
+        self.state.set_phase("opening ledger")
+        self.ledger = open_ledger(self.config, self.instance_id)
+        log.info("job ledger: %s %s (id %s)", self.ledger.dialect, describe_ledger(self.config),
+                 self.ledger.ledger_id)
+        for folder in self.config.folders:
+            if not folder.output.is_dir():
+                continue  # the ingestor reports it and checks the marker once the share is there
+            try:
+                ensure_marker(self.ledger, folder.input, folder.output)
+            except ShareOwnedElsewhere as exc:
+                self.notifier.status(f"refusing to start: {exc}")
+                log.error("refusing to start: %s", exc)
+                raise
+            except (LedgerUnavailable, OSError) as exc:
+                log.warning("cannot check the share marker of %s now (%s); the ingestor retries", folder.output, exc)
 
     def _load_model(self) -> bool:
         """Fetch, load and warm the model in a thread while the main loop stays responsive."""
@@ -180,8 +205,10 @@ class Daemon:
         self.pipeline = Pipeline(self.config, self.engine, instance_id=self.instance_id, metrics=self.metrics)
         self.pipeline.start()
         self.state.pipeline_health = self.pipeline.health
-        self.ingestor = Ingestor(self.config, self._offer, instance_id=self.instance_id, on_event=self._on_event)
+        self.ingestor = Ingestor(self.config, self._offer, instance_id=self.instance_id, on_event=self._on_event,
+                                 ledger=self.ledger)
         self.state.ingest_health = self.ingestor.health
+        self.state.ledger_status = self.ingestor.ledger_status
         self.ingestor.start()
 
     def _wait_for_watches(self) -> None:
@@ -345,6 +372,9 @@ class Daemon:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
 
     def _force_exit(self, sig: signal.Signals) -> None:
         """A second stop signal. Called in the signal handler, so the work happens in a

@@ -10,13 +10,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pytest
 import yaml
+from bshmd.ingest.claims import ClaimStore
 from click.testing import CliRunner
 from PIL import Image
 
 from bshmd.cli import main
 from bshmd.config import Config, FolderConfig, GateConfig
 from bshmd.errors import InputRejected
-from bshmd.ingest.claims import ClaimStore
 from bshmd.pipeline import quarantine as q
 from bshmd.pipeline.gate import check_matte
 from bshmd.records import FileKey

@@ -15,10 +15,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+from bshmd.ingest.claims import ClaimStore
 from PIL import Image
 
 from bshmd.config import parse_config
-from bshmd.ingest.claims import ClaimStore
 from bshmd.pipeline.outputs import output_paths, write_outputs
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
