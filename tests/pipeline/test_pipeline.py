@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from bshmd.config import Config, parse_config
+from bshmd.ledger.outcome import Outcome
 from bshmd.metrics import Metrics
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
@@ -29,11 +30,13 @@ class RecordingClaim:
         self.calls: list[str] = []
         self.lock = threading.Lock()
 
-    def complete(self, outcome: str) -> None:
-        with self.lock:
-            self.calls.append(f"complete:{outcome}")
+    taken_from = None
 
-    def release(self) -> None:
+    def complete(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.calls.append(f"complete:{outcome.kind}")
+
+    def release(self, outcome: Outcome | None = None) -> None:
         with self.lock:
             self.calls.append("release")
 
