@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PG_USER = "postgres"
+PASSWORD_USER = "bshmd_pw"
+PASSWORD = "Tr0ub4dor-never-printed"
 
 
 def _bindir() -> Path | None:
@@ -68,11 +70,15 @@ class Cluster:
         os.chmod(self.root, 0o755)
         self._as_postgres(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", PG_USER,
                           "--no-sync", "-E", "UTF8")
+        # One role must give a password (scram), so that password handling is tested for real.
+        hba = (self.data / "pg_hba.conf").read_text()
+        (self.data / "pg_hba.conf").write_text(f"local all {PASSWORD_USER} scram-sha-256\n" + hba)
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(f"listen_addresses = ''\nunix_socket_directories = '{self.socket_dir}'\n"
                        "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n")
         self.start()
-        self.sql("CREATE DATABASE bshmd")
+        self.sql(f"CREATE ROLE {PASSWORD_USER} LOGIN PASSWORD '{PASSWORD}'")
+        self.sql(f"CREATE DATABASE bshmd OWNER {PASSWORD_USER}")
 
     def start(self) -> None:
         self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
@@ -100,7 +106,11 @@ class Cluster:
                 break
             except Exception:  # noqa: BLE001 - the server may still be coming back
                 time.sleep(0.2)
-        self.sql("CREATE DATABASE bshmd")
+        self.sql(f"CREATE DATABASE bshmd OWNER {PASSWORD_USER}")
+
+    def password_url(self, with_password: bool = False) -> str:
+        secret = f":{PASSWORD}" if with_password else ""
+        return f"postgresql://{PASSWORD_USER}{secret}@/bshmd?host={self.socket_dir}&port={self.port}"
 
 
 @contextlib.contextmanager

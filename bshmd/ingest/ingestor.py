@@ -233,7 +233,7 @@ class Ingestor:
                 root=cfg.input,
                 path_filter=path_filter,
                 store=self._store_for(cfg),
-                tracker=SettleTracker(config.settle_seconds),
+                tracker=SettleTracker(config.settle_seconds, root=cfg.input),
             )
         for key, old in previous.items():
             if key not in folders:
@@ -461,9 +461,26 @@ class Ingestor:
             self._check_available(folder)
             return
         folder.tracker.forget_missing(seen)
+        self._recheck_done(folder)
         self._last_rescan = time.time()
         self._emit("rescan", {"folder": str(folder.root), "files": len(seen),
                               "seconds": round(time.monotonic() - started, 3)})
+
+    def _recheck_done(self, folder: _Folder) -> None:
+        """Files remembered as done whose ledger row says otherwise now (``bshmd ledger
+        reprocess`` or ``forget``): offered again. A few batched queries per full rescan."""
+        finished = folder.tracker.finished_with(settle_states.DONE)
+        if not finished:
+            return
+        try:
+            done = folder.store.done_among([key for _path, key in finished], refresh=True)
+        except (LedgerUnavailable, OSError) as exc:
+            log.debug("cannot recheck done files of %s: %s", folder.root, exc)
+            return
+        for path, key in finished:
+            if key not in done and not folder.store.holds(key):
+                log.info("%s is no longer done in the ledger: offering it again", path)
+                folder.tracker.reopen(path, key)
 
     def _consider_nominated(self, folder: _Folder, path: Path, is_dir: bool) -> None:
         try:

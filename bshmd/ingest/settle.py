@@ -46,7 +46,9 @@ class SettleTracker:
     dropped when a watcher reports it or at the next full rescan.
     """
 
-    def __init__(self, settle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settle_seconds: float, clock: Callable[[], float] = time.monotonic,
+                 root: Path | None = None) -> None:
+        self.root = root  # the input folder: relpaths of finished files are taken against it
         self.settle_seconds = settle_seconds
         self.clock = clock
         self._active: dict[Path, Entry] = {}
@@ -63,6 +65,15 @@ class SettleTracker:
             return self._active[path].state
         finished = self._finished.get(os.fspath(path))
         return finished[2] if finished else None
+
+    def finished_with(self, state: str) -> list[tuple[Path, FileKey]]:
+        """(path, key) of every finished file in ``state`` (keys relative to ``root``)."""
+        return [(Path(name), FileKey(self._relpath(name), size, mtime_ns))
+                for name, (size, mtime_ns, done) in self._finished.items() if done == state]
+
+    def _relpath(self, name: str) -> str:
+        assert self.root is not None, "finished_with needs the tracker's root"
+        return os.path.relpath(name, self.root)
 
     def observe(self, path: Path, key: FileKey) -> bool:
         """Record a sighting. True when this is news (a new file or a changed one)."""

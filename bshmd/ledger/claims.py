@@ -231,8 +231,16 @@ class FolderClaims:
             return True
         return False
 
-    def done_among(self, keys: Sequence[FileKey]) -> set[FileKey]:
-        """Batch form of is_done (one query per couple of hundred keys)."""
+    def done_among(self, keys: Sequence[FileKey], *, refresh: bool = False) -> set[FileKey]:
+        """Batch form of is_done (one query per couple of hundred keys); ``refresh`` asks the
+        ledger about cached ones too, and forgets those it no longer has as done."""
+        if refresh:
+            found = self.ledger.done_among(self.folder_id, keys)
+            with self._done_lock:
+                for key in keys:
+                    if key not in found:
+                        self._done.pop(key, None)
+            return found
         cached = {k for k in keys if k in self._done}
         rest = [k for k in keys if k not in cached]
         if not rest:
