@@ -108,6 +108,7 @@ class CopyConsumer:
         self.processed_at: dict[str, float] = {}
         self.delay = delay
         self.on_success = on_success
+        self.errors: list[BaseException] = []  # a job whose claim was lost mid-way, say
         self._thread = threading.Thread(target=self._work, name="bshmd-test-consumer", daemon=True)
         self._thread.start()
 
@@ -126,7 +127,11 @@ class CopyConsumer:
                 return
             if self.delay:
                 time.sleep(self.delay)
-            process_job(job, on_success=self.on_success)
+            try:
+                process_job(job, on_success=self.on_success)
+            except Exception as exc:  # noqa: BLE001 - kept for the test to judge; the worker goes on
+                self.errors.append(exc)
+                continue
             self.counts[job.key.relpath] += 1
             self.processed_at[job.key.relpath] = time.monotonic()
 
