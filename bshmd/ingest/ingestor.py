@@ -283,6 +283,8 @@ class Ingestor:
             if now >= next_stats:
                 next_stats = now + LEDGER_STATS_SECONDS
                 self._refresh_ledger_status()
+                for folder in list(self._folders.values()):
+                    folder.store.heartbeat()  # the share marker says this ledger is alive
             if self._stopping.wait(max(0.05, min(next_renew, next_stats) - time.monotonic())):
                 return
 

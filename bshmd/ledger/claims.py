@@ -11,12 +11,13 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bshmd.errors import ClaimLost, LedgerUnavailable
 from bshmd.ledger.outcome import RELEASED, Outcome
-from bshmd.ledger.share import STATE_DIR_NAME, ensure_marker
+from bshmd.ledger.share import HEARTBEAT_SECONDS, STATE_DIR_NAME, ensure_marker, heartbeat
 from bshmd.ledger.store import Ledger, Taken, Verdict
 from bshmd.records import FileKey
 
@@ -172,6 +173,8 @@ class FolderClaims:
         self.output = Path(output)
         self.state_dir = self.output / STATE_DIR_NAME
         self._folder_id: str | None = None
+        self._inherited: str | None = None  # see share.py: files without a row are checked for results
+        self._next_heartbeat = 0.0
         self._done: dict[FileKey, None] = {}  # insertion-ordered set, trimmed from the oldest
         self._done_lock = threading.Lock()
         self._root_gone = False
@@ -188,8 +191,21 @@ class FolderClaims:
     def folder_id(self) -> str:
         if self._folder_id is None:
             self._refuse_if_unmounted()
-            self._folder_id = ensure_marker(self.ledger, self.root, self.output)
+            marker = ensure_marker(self.ledger, self.root, self.output)
+            self._inherited = marker.inherited
+            self._folder_id = marker.folder
         return self._folder_id
+
+    def heartbeat(self) -> None:
+        """Refresh the share marker's heartbeat now and then (called by the renewer thread)."""
+        now = time.monotonic()
+        if self._folder_id is None or now < self._next_heartbeat or not self.output_mounted():
+            return
+        self._next_heartbeat = now + HEARTBEAT_SECONDS
+        try:
+            heartbeat(self.ledger, self.output)
+        except (OSError, LedgerUnavailable) as exc:
+            log.debug("cannot refresh the share marker of %s: %s", self.output, exc)
 
     # --- the output folder ----------------------------------------------------------------
 
@@ -283,7 +299,10 @@ class FolderClaims:
         self._refuse_if_unmounted()
         for result in self.ledger.claim(self.folder_id, todo, self.lease_seconds):
             if isinstance(result, Taken):
-                claim = LedgerClaim(self, result.key, result.epoch, result.taken_from)
+                # A file new to this ledger in a folder it inherited (a 0.1 tree, another
+                # ledger's share): its results may exist already; the pipeline checks first.
+                taken_from = result.taken_from or (self._inherited if result.reason == "new" else None)
+                claim = LedgerClaim(self, result.key, result.epoch, taken_from)
                 if result.taken_from and result.reason != "released":
                     log.info("took over claim of %r from %s (%s)", result.key.relpath, result.taken_from,
                              result.reason)

@@ -7,9 +7,15 @@ the host that wrote it. Every instance checks it before claiming anything in tha
   once exactly one writes it and the other reads it); a 0.1 tree (claim files under
   ``.bshmd/claims/``) is adopted first, see ``adopt_claim_files``;
 - a marker naming this ledger: its folder id is used;
-- a marker naming another ledger: ``ShareOwnedElsewhere``. Two SQLite ledgers over one share
-  (two hosts, each with its own ``state_dir``) cannot see each other's claims and would
-  process files twice; such hosts must share one PostgreSQL ledger (``ledger.url``).
+- a marker naming another ledger whose heartbeat is live: ``ShareOwnedElsewhere``. Two
+  SQLite ledgers over one share (two hosts, each with its own ``state_dir``) cannot see each
+  other's claims and would process files twice; such hosts must share one PostgreSQL ledger
+  (``ledger.url``). A marker whose heartbeat is older than HEARTBEAT_STALE_SECONDS (its
+  ledger's instances are all gone) is taken over: the new marker says it ``inherited`` the
+  folder, and every file the new ledger has no row for is checked for stamped results first,
+  so nothing the old ledger finished is processed again.
+
+Every running instance refreshes the heartbeat (``heartbeat``) of the folders it serves.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -35,6 +42,8 @@ log = logging.getLogger("bshmd.ledger")
 STATE_DIR_NAME = ".bshmd"
 MARKER_NAME = "ledger.json"
 LEGACY_CLAIMS = "claims"
+HEARTBEAT_SECONDS = 30.0  # how often running instances refresh the marker's heartbeat
+HEARTBEAT_STALE_SECONDS = 300.0  # a marker of another ledger not refreshed for this long is taken over
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,8 @@ class Marker:
     backend: str
     database: str
     adopted: bool
+    heartbeat: float
+    inherited: str | None  # whose results a file without a row may already have (see above)
     raw: dict[str, Any]
 
 
@@ -64,7 +75,8 @@ def read_marker(output: Path) -> Marker | None:
         raise LedgerUnavailable(f"the share marker {path} is damaged; remove it to let bshmd write a new one")
     return Marker(str(data["ledger"]), str(data["folder"]), str(data.get("host", "?")),
                   str(data.get("backend", "?")), str(data.get("database", "?")),
-                  bool(data.get("adopted", True)), data)
+                  bool(data.get("adopted", True)), float(data.get("heartbeat") or data.get("created_at") or 0),
+                  data.get("inherited"), data)
 
 
 def _write_new(path: Path, data: dict[str, Any], *, replace: bool) -> bool:
@@ -88,9 +100,18 @@ def _write_new(path: Path, data: dict[str, Any], *, replace: bool) -> bool:
             os.unlink(tmp)
 
 
-def ensure_marker(ledger: Ledger, input: Path, output: Path) -> str:
-    """The folder id of ``output`` in ``ledger``, writing the marker (and adopting a 0.1 tree)
-    when there is none. Raises ShareOwnedElsewhere, or LedgerUnavailable (share unreadable)."""
+def _new_marker(ledger: Ledger, input: Path, state: Path, inherited: str | None) -> dict[str, Any]:
+    legacy = (state / LEGACY_CLAIMS).is_dir()
+    now = time.time()
+    return {"v": 1, "ledger": ledger.ledger_id, "folder": uuid.uuid4().hex, "host": socket.gethostname(),
+            "backend": ledger.dialect, "database": ledger.describe(), "input": str(input),
+            "created_at": now, "heartbeat": now, "adopted": not legacy,
+            "inherited": inherited or ("bshmd 0.1" if legacy else None)}
+
+
+def ensure_marker(ledger: Ledger, input: Path, output: Path) -> Marker:
+    """The marker of ``output`` for ``ledger``, writing it (and adopting a 0.1 tree) when
+    there is none. Raises ShareOwnedElsewhere, or LedgerUnavailable (share unreadable)."""
     output = Path(output)
     state = output / STATE_DIR_NAME
     marker = read_marker(output)
@@ -99,23 +120,40 @@ def ensure_marker(ledger: Ledger, input: Path, output: Path) -> str:
             raise LedgerUnavailable(f"output folder {output} is missing")
         with contextlib.suppress(FileExistsError):
             os.mkdir(state)
-        data = {"v": 1, "ledger": ledger.ledger_id, "folder": uuid.uuid4().hex, "host": socket.gethostname(),
-                "backend": ledger.dialect, "database": ledger.describe(), "input": str(input),
-                "created_at": time.time(), "adopted": not (state / LEGACY_CLAIMS).is_dir()}
-        _write_new(marker_path(output), data, replace=False)
+        _write_new(marker_path(output), _new_marker(ledger, input, state, None), replace=False)
+        marker = read_marker(output)
+        assert marker is not None
+    if marker.ledger != ledger.ledger_id and time.time() - marker.heartbeat > HEARTBEAT_STALE_SECONDS:
+        log.warning("%s was tracked by the job ledger %s %s of host %s, silent for %.0f s: taking it over; "
+                    "files this ledger has no row for are checked for results first", output, marker.backend,
+                    marker.database, marker.host, time.time() - marker.heartbeat)
+        inherited = f"ledger {marker.ledger} of {marker.host}"
+        _write_new(marker_path(output), _new_marker(ledger, input, state, inherited), replace=True)
         marker = read_marker(output)
         assert marker is not None
     if marker.ledger != ledger.ledger_id:
         raise ShareOwnedElsewhere(
             f"{output} is tracked by another job ledger: {marker.backend} {marker.database} of host "
-            f"{marker.host} (marker {marker_path(output)}); this instance uses {ledger.dialect} "
+            f"{marker.host} (marker {marker_path(output)}, heartbeat {time.time() - marker.heartbeat:.0f} s ago); "
+            f"this instance uses {ledger.dialect} "
             f"{ledger.describe()}. Instances sharing a folder must share one ledger: set the same "
             f"ledger.url (PostgreSQL) on every host, or remove the marker if host {marker.host} is gone for good")
     ledger.register_folder(marker.folder, str(input), str(output))
     if not marker.adopted:
         adopt_claim_files(ledger, marker.folder, state / LEGACY_CLAIMS)
         _write_new(marker_path(output), {**marker.raw, "adopted": True, "adopted_at": time.time()}, replace=True)
-    return marker.folder
+        shutil.rmtree(state / LEGACY_CLAIMS, ignore_errors=True)  # imported: one record, in the ledger
+        marker = read_marker(output) or marker
+    return marker
+
+
+def heartbeat(ledger: Ledger, output: Path) -> None:
+    """Refresh the marker's heartbeat (and the host that last served the folder)."""
+    marker = read_marker(output)
+    if marker is None or marker.ledger != ledger.ledger_id:
+        return
+    _write_new(marker_path(output), {**marker.raw, "heartbeat": time.time(), "host": socket.gethostname()},
+               replace=True)
 
 
 def adopt_claim_files(ledger: Ledger, folder_id: str, claims_dir: Path) -> tuple[int, int]:

@@ -505,7 +505,7 @@ def _return_as_done(entry: QuarantineEntry, folder: FolderConfig, config: Config
 
     ledger = open_ledger(config, f"{config.effective_instance_id}-review")
     try:
-        folder_id = ensure_marker(ledger, folder.input, folder.output)
+        folder_id = ensure_marker(ledger, folder.input, folder.output).folder
         info = entry.path.stat()
         target = folder.input.joinpath(*entry.relpath.parts)
         with open_parent(target, folder.input) as (dir_fd, name):
