@@ -57,6 +57,25 @@ def resolve_instance_id(config: Config, environ: dict[str, str] | None = None) -
     return default_instance_id()
 
 
+def check_state_dir(config: Config) -> None:
+    """Refuse a SQLite ledger on a network or FUSE filesystem: SQLite's locking is not safe
+    over NFS or SMB (a ledger shared that way gets corrupted); several hosts share PostgreSQL."""
+    from bshmd.ingest.mounts import MOUNTINFO, existing_ancestor, is_network_fs, mount_for, parse_mountinfo
+    from bshmd.ledger import ledger_url, state_dir
+
+    if ledger_url(config):
+        return
+    folder = state_dir(config)
+    try:
+        mount = mount_for(existing_ancestor(folder), parse_mountinfo(MOUNTINFO.read_text(errors="surrogateescape")))
+    except OSError:
+        return
+    if mount is not None and is_network_fs(mount.fs_type):
+        raise ConfigError(f"state_dir = '{folder}': is on a {mount.fs_type} filesystem ({mount.mount_point}); "
+                          "expected a local disk (SQLite over a network or FUSE mount corrupts). Hosts that "
+                          "share folders share one PostgreSQL ledger instead: set ledger.url")
+
+
 def _review_app(config: Config) -> Any:
     """The quarantine review page, served by the daemon at /review."""
     from bshmd.review.app import ReviewApp
@@ -148,6 +167,7 @@ class Daemon:
         from bshmd.ledger.share import ensure_marker
 
         self.state.set_phase("opening ledger")
+        check_state_dir(self.config)
         self.ledger = open_ledger(self.config, self.instance_id)
         log.info("job ledger: %s %s (id %s)", self.ledger.dialect, describe_ledger(self.config),
                  self.ledger.ledger_id)
