@@ -47,6 +47,10 @@ class Claim(Protocol):
     def verify(self) -> None:
         """Raise ClaimLost unless the claim is still this holder's (checked right before writing results)."""
 
+    def fence(self) -> None:
+        """Raise ClaimLost when this process stalled (frozen, swapped out) for so long since
+        ``verify`` that another instance may have taken the file: called before each rename."""
+
 
 @dataclass
 class Job:

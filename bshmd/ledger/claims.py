@@ -26,6 +26,7 @@ log = logging.getLogger("bshmd.ledger")
 # Keys recently recorded as done, remembered without asking the ledger. Small on purpose:
 # the ingestor's settle tracker already remembers every finished file still in the folder.
 DONE_CACHE_LIMIT = 4096
+FENCE_MARGIN = 0.25  # of a lease: what a rename may take after its fence check, at most
 
 
 class LedgerClaim:
@@ -39,6 +40,7 @@ class LedgerClaim:
         self.finished = False
         self.outcome: Outcome | None = None
         self.mutex = threading.Lock()
+        self._fenced_until = 0.0  # monotonic: nobody can take the file before then (see fence)
 
     @property
     def path(self) -> Path:
@@ -51,15 +53,30 @@ class LedgerClaim:
         self.folder.claims._finish(self, outcome or Outcome(RELEASED, "released"))
 
     def verify(self) -> None:
-        """Raise ClaimLost unless the ledger still shows this run's claim at this epoch (one read)."""
+        """Raise ClaimLost unless the ledger still shows this run's claim at this epoch; when it
+        does, its lease is renewed in the same statement (see Ledger.extend)."""
         if self.finished:
             raise ClaimLost(f"the claim of {self.key.relpath!r} is finished")
         if not self.folder.output_mounted():
             # Results would land in the bare folder of an unmounted share, on the local disk.
             raise ClaimLost(f"the output share of {self.key.relpath!r} is gone: {self.folder.output}")
-        if not self.folder.claims.ledger.holds(self.folder.folder_id, self.key, self.epoch):
+        claims = self.folder.claims
+        asked = time.monotonic()
+        if not claims.ledger.extend(self.folder.folder_id, self.key, self.epoch, claims.lease_seconds):
             raise ClaimLost(f"the claim of {self.key.relpath!r} is no longer held by "
                             f"{self.folder.claims.ledger.instance_id}")
+
+        # The database granted a full lease at some moment after ``asked``: until a margin
+        # before its end no instance can take the file, whatever the clocks of the hosts.
+        self._fenced_until = asked + claims.lease_seconds * (1 - FENCE_MARGIN)
+
+    def fence(self) -> None:
+        """Raise ClaimLost once the lease granted by the last verify may have run out (the
+        process was frozen or starved in between): no result is renamed into place then.
+        CLOCK_MONOTONIC keeps counting while a process is stopped."""
+        if time.monotonic() >= self._fenced_until:
+            raise ClaimLost(f"the claim of {self.key.relpath!r} may have expired since it was last checked "
+                            "(this process stalled): not writing its results")
 
     def __repr__(self) -> str:
         return f"LedgerClaim({self.key!r}, epoch={self.epoch}, finished={self.finished})"

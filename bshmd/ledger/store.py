@@ -123,12 +123,9 @@ class Ledger:
     # --- folders --------------------------------------------------------------------------
 
     def register_folder(self, folder_id: str, input: str, output: str) -> None:
-        def run(tx: Tx) -> None:
-            if tx.one("SELECT 1 FROM folders WHERE id = ?", (folder_id,)) is None:
-                tx.execute("INSERT INTO folders (id, input, output, host, created_at) VALUES (?, ?, ?, ?, {now})",
-                           (folder_id, input, output, self.host))
-
-        self.backend.transaction(run)
+        self.backend.transaction(lambda tx: tx.execute(
+            "INSERT INTO folders (id, input, output, host, created_at) VALUES (?, ?, ?, ?, {now}) "
+            "ON CONFLICT (id) DO NOTHING", (folder_id, input, output, self.host)))
 
     def folders(self) -> list[tuple[str, str, str, str]]:
         return self.backend.transaction(lambda tx: tx.query("SELECT id, input, output, host FROM folders ORDER BY input"))
@@ -242,6 +239,15 @@ class Ledger:
             return row is not None and row[0] == wanted and row[1] == self.token and int(row[2]) == epoch
 
         return self.backend.transaction(run)
+
+    def extend(self, folder: str, key: FileKey, epoch: int, lease_seconds: float) -> bool:
+        """Renew one claim if this token still holds it at ``epoch``: the fencing check right
+        before results are renamed into place. Once it returns True nobody can take the file
+        for ``lease_seconds``, so a write that follows at once cannot race a takeover."""
+        return self.backend.transaction(lambda tx: tx.execute(
+            "UPDATE jobs SET lease_expires = {now} + ?, updated_at = {now} WHERE folder = ? AND relpath = ? "
+            "AND token = ? AND epoch = ? AND state = 'claimed' AND size = ? AND mtime_ns = ?",
+            (lease_seconds, folder, encode(key.relpath), self.token, epoch, key.size, key.mtime_ns)) == 1)
 
     def holds(self, folder: str, key: FileKey, epoch: int) -> bool:
         """Whether this token still holds ``key`` at ``epoch`` (one read): the fencing check."""

@@ -128,12 +128,13 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def atomic_write(path: Path, data: bytes, *, root: Path, mode: int = 0o644, group: str | None = None,
-                 mtime_ns: int | None = None) -> None:
+                 mtime_ns: int | None = None, before_rename: Callable[[], None] | None = None) -> None:
     """Write ``data`` to ``path`` (under ``root``) so that it appears complete or not at all.
 
     ``root`` must exist (an output folder that is missing is an unmounted share); the folders
     between it and ``path`` are created. ``mtime_ns`` stamps the file's mtime before the
-    rename, so the stamp arrives together with the content.
+    rename, so the stamp arrives together with the content. ``before_rename`` runs right
+    before the rename and may raise to leave nothing behind (the claim's fence).
     """
     gid = group_id(group)  # an unknown group fails before anything is written
     with open_parent(Path(path), root) as (dir_fd, name):
@@ -151,6 +152,8 @@ def atomic_write(path: Path, data: bytes, *, root: Path, mode: int = 0o644, grou
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if before_rename is not None:
+                before_rename()
             os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -126,3 +126,21 @@ def test_folder_claims_verify_complete_and_notice_a_takeover(ledger_factory, hot
     assert ended == [claim] and claim.outcome is None and not ours.held()
     stolen.complete(Outcome("processed"))
     assert mine.is_done(KEY) and rival.is_done(KEY)
+
+
+def test_the_fence_refuses_a_rename_once_the_lease_granted_by_verify_may_be_over(ledger_factory, hot):
+    claims = Claims(ledger_factory("a"), 0.4)
+    folder = FolderClaims(claims, hot["in"], hot["out"])
+    claim = folder.try_claim(KEY)
+    claim.verify()
+    claim.fence()  # at once: fine
+    time.sleep(0.4)  # as if frozen past the lease (CLOCK_MONOTONIC counts through SIGSTOP)
+    with pytest.raises(ClaimLost, match="stalled"):
+        claim.fence()
+    claim.verify()  # still ours (nobody took it): a new lease, a new fence
+    claim.fence()
+    stolen = FolderClaims(Claims(ledger_factory("b"), 60), hot["in"], hot["out"])
+    time.sleep(0.5)
+    assert stolen.try_claim(KEY) is not None
+    with pytest.raises(ClaimLost):
+        claim.verify()

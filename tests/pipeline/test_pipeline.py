@@ -44,6 +44,9 @@ class RecordingClaim:
         with self.lock:
             self.calls.append("verify")
 
+    def fence(self) -> None:
+        pass  # never stalls
+
 
 def save(path: Path, rgb: np.ndarray, fmt: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
