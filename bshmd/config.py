@@ -214,7 +214,6 @@ class LedgerConfig(Section):
     url: Annotated[str | None, AfterValidator(_check_ledger_url)] = None  # $BSHMD_LEDGER_URL wins
     password_file: ResolvedPath | None = None  # else systemd's credential 'ledger-password'
     retry_seconds: Seconds = 15.0  # how long a lost database is retried before files wait
-    scan_lease_seconds: Seconds = 30.0  # one instance scans each folder; another takes over after this
 
 
 class LoggingConfig(Section):
