@@ -4,6 +4,12 @@ One ``bshmd-ingest`` thread does all the deciding (so the bookkeeping needs no l
 own); observers only nominate paths to it, and a ``bshmd-claim-renewer`` thread keeps this
 instance's leases alive. Which files are in flight is the job ledger's to say
 (``bshmd.ledger``): the ingestor keeps no list of its own of the files it handed over.
+
+One instance at a time scans each folder: the holder of the folder's scanner lease in the
+ledger watches, polls, rescans and settles, and turns each settled file into a ``ready`` row;
+every instance (the scanner too) claims ready rows in batches of ``batch.max_size`` and hands
+them to its pipeline. When the scanner stops or dies, another instance takes the lease over
+once it has run out.
 Each folder pair is handled on its own: one that disappears (NAS
 unmounted, folder renamed) is reported once and retried, the others carry on.
 """
@@ -31,10 +37,15 @@ from bshmd.ingest.settle import SettleTracker, opens_for_reading
 from bshmd.ingest.sweep import sweep_leftovers
 from bshmd.ingest.watch import OverflowListener, start_observer, stop_observer
 from bshmd.ledger.claims import Claims, FolderClaims, LedgerClaim
+from bshmd.ledger.outcome import RELEASED, Outcome
 from bshmd.ledger.store import Ledger
 from bshmd.records import FileKey, Job
 
 log = logging.getLogger("bshmd.ingest")
+
+def _scan_lease(folder_id: str) -> str:
+    return f"scan:{folder_id}"
+
 
 LEDGER_STATS_SECONDS = 5.0  # how often /status and the metrics' ledger counts are refreshed
 
@@ -60,6 +71,8 @@ class _Folder:
     rescan_due: float = 0.0  # monotonic
     state_warned: bool = False
     refused: str = ""  # the share is tracked by another ledger: nothing is claimed here
+    scanner: bool = False  # this instance holds the folder's scanner lease
+    ledger_due: float = 0.0  # monotonic: when to look for ready rows next
 
 
 class Ingestor:
@@ -130,6 +143,12 @@ class Ingestor:
         with self._lock:
             for folder in self._folders.values():
                 self._stop_watching(folder)
+                if folder.scanner and folder.store._folder_id is not None:
+                    folder.scanner = False
+                    try:
+                        self.ledger.drop_lease(_scan_lease(folder.store._folder_id))
+                    except Exception as exc:  # the lease runs out by itself
+                        log.debug("cannot drop the scanner lease of %s: %s", folder.root, exc)
 
     def reconfigure(self, config: Config) -> None:
         """Apply a reloaded configuration: folders added or removed, timings changed.
@@ -174,8 +193,11 @@ class Ingestor:
             str(f.cfg.input): {
                 "available": bool(f.available),
                 "mode": f.mode,
-                "watching": f.observer is not None and f.observer.is_alive(),
+                # Watched here, or by the instance that holds the scanner lease.
+                "watching": (f.observer is not None and f.observer.is_alive()) or (
+                    bool(f.available) and not f.scanner and f.store._folder_id is not None),
                 "output_available": f.output_available is not False,
+                "scanner": f.scanner,
                 **({"refused": f.refused} if f.refused else {}),
             }
             for f in current
@@ -280,6 +302,15 @@ class Ingestor:
                     self.claims.renew()
                 except Exception:
                     log.exception("renewing claims in %s failed; continuing", self.ledger.describe())
+                for folder in list(self._folders.values()):
+                    # Keep the lease while the ingest thread waits for room in the pipeline;
+                    # only that thread changes the role (see _take_scan_lease).
+                    if folder.scanner and folder.store._folder_id is not None:
+                        try:
+                            self.ledger.take_lease(_scan_lease(folder.store._folder_id),
+                                                   max(self._config.claims.lease_seconds, 1.0))
+                        except Exception as exc:
+                            log.debug("cannot renew the scanner lease of %s: %s", folder.root, exc)
             if now >= next_stats:
                 next_stats = now + LEDGER_STATS_SECONDS
                 self._refresh_ledger_status()
@@ -348,25 +379,89 @@ class Ingestor:
         for folder in self._folders.values():
             if self._stopping.is_set():
                 break
-            if not folder.available:
+            if not folder.available or not folder.scanner:
                 continue
             if time.monotonic() >= folder.rescan_due:
                 self._rescan(folder)
         live = set(self._folders.values())
         for path, (folder, is_dir) in nominated.items():
-            if folder in live and folder.available:
+            if folder in live and folder.available and folder.scanner:
                 self._consider_nominated(folder, path, is_dir)
         for folder in self._folders.values():
-            if folder.available:
+            if folder.available and folder.scanner:
                 self._settle_due(folder)
+        for folder in self._folders.values():
+            if self._stopping.is_set() or self._reconfigure_waiting():
+                break
+            if folder.available and folder.output_available and not folder.refused:
+                self._take_ready(folder)
 
         deadlines = [self._next_availability_check]
         for folder in self._folders.values():
+            deadlines.append(folder.ledger_due)
+            if not folder.scanner:
+                continue
             deadlines.append(folder.rescan_due)
             deadline = folder.tracker.next_deadline()
             if deadline is not None:
                 deadlines.append(deadline)
         return min(deadlines) - time.monotonic()
+
+    def _take_scan_lease(self, folder: _Folder) -> None:
+        """Hold (or try to take) the folder's scanner lease; becoming or ceasing to be its
+        scanner starts or stops the watching here."""
+        folder_id = folder.store._folder_id
+        if folder_id is None:
+            return
+        try:
+            held = self.ledger.take_lease(_scan_lease(folder_id), max(self._config.claims.lease_seconds, 1.0))
+        except Exception as exc:  # LedgerUnavailable: keep the role until the lease says otherwise
+            log.debug("cannot renew the scanner lease of %s: %s", folder.root, exc)
+            return
+        if held == folder.scanner:
+            return
+        folder.scanner = held
+        if held:
+            log.info("scanning %s (this instance holds its scanner lease)", folder.root)
+            folder.rescan_due = 0.0
+            self._next_availability_check = 0.0
+        else:
+            holder = self.ledger.lease_holder(_scan_lease(folder_id))
+            log.info("%s is scanned by %s; claiming its files from the ledger", folder.root,
+                     f"{holder[0]} on {holder[1]}" if holder else "another instance")
+            folder.tracker.clear()
+        self._wake.set()
+
+    def _take_ready(self, folder: _Folder) -> None:
+        """Claim files waiting in the ledger (put there by whichever instance scans) and hand
+        them over; a full batch means more may wait, so look again at once."""
+        if time.monotonic() < folder.ledger_due:
+            return
+        limit = self._config.batch.max_size
+        try:
+            claims = folder.store.claim_ready(limit)
+        except (LedgerUnavailable, OSError) as exc:
+            log.debug("cannot claim waiting files of %s: %s", folder.root, exc)
+            folder.ledger_due = time.monotonic() + self._config.poll_seconds
+            return
+        folder.ledger_due = 0.0 if len(claims) >= limit else time.monotonic() + min(self._config.poll_seconds, 1.0)
+        for claim in claims:
+            path = folder.root / claim.key.relpath
+            try:
+                st = stat_candidate(folder.root, path, folder.path_filter)
+            except OSError:
+                st = None
+            if st is None:
+                if not os.path.lexists(path):
+                    folder.store.drop(claim)  # gone from the folder: nothing to do, ever
+                else:
+                    claim.release(Outcome(RELEASED, "not a candidate", retry_after=self._config.rescan_seconds))
+                continue
+            if FileKey.of(folder.root, path, st) != claim.key:
+                # Changed since it settled: the scanner settles the new version and marks it.
+                claim.release(Outcome(RELEASED, "changed", retry_after=self._config.settle_seconds))
+                continue
+            self._hand_over(folder, path, claim.key, claim)
 
     def _check_output(self, folder: _Folder) -> None:
         """Is the output share there (and tracked by our ledger)? Files wait (unclaimed) while not."""
@@ -393,6 +488,8 @@ class Ingestor:
 
     def _check_available(self, folder: _Folder) -> None:
         self._check_output(folder)
+        if folder.output_available and not folder.refused:
+            self._take_scan_lease(folder)
         reason = ""
         identity = None
         try:
@@ -413,6 +510,14 @@ class Ingestor:
             self._stop_watching(folder)
             return
         came_back = folder.available is False
+        if not folder.scanner:
+            # Another instance watches it; this one only needs to read its files.
+            self._stop_watching(folder)
+            if came_back:
+                log.warning("input folder %s is available again", folder.root)
+                self._emit("folder_back", {"folder": str(folder.root)})
+            folder.available, folder.identity = True, identity
+            return
         if folder.available and identity == folder.identity and folder.observer is not None:
             return
         if came_back:
@@ -469,19 +574,22 @@ class Ingestor:
                               "seconds": round(time.monotonic() - started, 3)})
 
     def _recheck_done(self, folder: _Folder) -> None:
-        """Files remembered as done whose ledger row says otherwise now (``bshmd ledger
-        reprocess`` or ``forget``): offered again. A few batched queries per full rescan."""
-        finished = folder.tracker.finished_with(settle_states.DONE)
+        """Files remembered as in the ledger whose row is gone now (``bshmd ledger forget``):
+        settled and marked again. (``reprocess`` turns rows into released ones, which every
+        instance claims without the scanner.) A few batched queries per full rescan."""
+        finished = folder.tracker.finished_with(settle_states.DONE) + \
+            folder.tracker.finished_with(settle_states.QUEUED)
         if not finished:
             return
         try:
-            done = folder.store.done_among([key for _path, key in finished], refresh=True)
+            known = folder.store.known_among([key for _path, key in finished])
+            folder.store.done_among([key for _path, key in finished], refresh=True)  # drops stale cache entries
         except (LedgerUnavailable, OSError) as exc:
-            log.debug("cannot recheck done files of %s: %s", folder.root, exc)
+            log.debug("cannot recheck the files of %s: %s", folder.root, exc)
             return
         for path, key in finished:
-            if key not in done and not folder.store.holds(key):
-                log.info("%s is no longer done in the ledger: offering it again", path)
+            if key not in known and not folder.store.holds(key):
+                log.info("%s is no longer in the ledger: offering it again", path)
                 folder.tracker.reopen(path, key)
 
     def _consider_nominated(self, folder: _Folder, path: Path, is_dir: bool) -> None:
@@ -548,12 +656,13 @@ class Ingestor:
                 folder.tracker.retry_later(path, config.poll_seconds)
 
     def _claim_and_hand(self, folder: _Folder, path: Path, key: FileKey) -> None:
+        """A settled file becomes a ready row, for whichever instance claims it first."""
         config = self._config
         if folder.refused:
             folder.tracker.retry_later(path, config.poll_seconds)
             return
         try:
-            claim = folder.store.verdict(key)
+            state = folder.store.mark_ready([key])[key]
         except (LedgerUnavailable, OSError) as exc:
             if not folder.state_warned:
                 log.warning("cannot claim files of %s: the job ledger or the output share is unreachable "
@@ -564,28 +673,16 @@ class Ingestor:
         if folder.state_warned:
             log.warning("claiming files of %s again", folder.root)
             folder.state_warned = False
-        if not isinstance(claim, LedgerClaim):
-            if claim.why == "done":
-                folder.tracker.finish(path, key, settle_states.DONE)
-            elif claim.why == "waiting":
-                folder.tracker.retry_later(path, max(claim.due_in, 0.05))
-            else:
-                # Another instance holds it; look again in case that instance dies.
-                folder.tracker.retry_later(path, max(config.claims.lease_seconds / 3, 0.5))
-            return
-        st = stat_candidate(folder.root, path, folder.path_filter)
-        if st is None or FileKey.of(folder.root, path, st) != key:
-            claim.release()  # it changed while we claimed it: settle again
-            if st is None:
-                folder.tracker.forget(path)
-            return
-        self._hand_over(folder, path, key, claim)
+        # The ledger has it now (ready, in flight somewhere, or done): the tracker only
+        # remembers that, so rescans do not ask again.
+        folder.tracker.finish(path, key, settle_states.DONE if state == "done" else settle_states.QUEUED)
+        if state == "ready":
+            folder.ledger_due = 0.0
 
     def _hand_over(self, folder: _Folder, path: Path, key: FileKey, claim: LedgerClaim) -> None:
         # taken_from: an earlier holder may have written the result before it died; the
         # pipeline checks for it instead of doing the work again.
         job = Job(folder=folder.cfg, path=path, key=key, claim=claim, taken_from=claim.taken_from)
-        folder.tracker.forget(path)  # in flight now: the ledger's claim is the only record
         try:
             accepted = bool(self._on_ready(job))
         except Exception:
@@ -601,27 +698,20 @@ class Ingestor:
         self._wake.set()
 
     def _ended_claim(self, claim: LedgerClaim) -> None:
-        """Done: remember the file as finished. Released or lost: offer it again later."""
+        """Done: the scanner's record says so. Released: the ledger offers it again once its
+        ``retry_after`` (the pipeline's pause for a failing output or quarantine folder, see
+        bshmd.pipeline.retry) has passed; this instance looks then. Lost: another has it."""
         for folder in self._folders.values():
             if folder.store is not claim.folder:
                 continue
-            path = folder.root / claim.key.relpath
             outcome = claim.outcome
+            path = folder.root / claim.key.relpath
             if outcome is not None and outcome.done:
-                if os.path.lexists(path):
+                if folder.scanner and folder.tracker.state_of(path) is not None:
                     folder.tracker.finish(path, claim.key, settle_states.DONE)
-                return
-            if not os.path.lexists(path):
-                return
-            folder.tracker.reopen(path, claim.key)
-            if outcome is None:  # lost to another instance: look again in case it dies
-                delay = max(self._config.claims.lease_seconds / 3, 0.5)
-            else:
-                # The pipeline asks for a longer pause when the file failed for a reason of
-                # its surroundings (quarantine or output folder not writable): see
-                # bshmd.pipeline.retry; the ledger keeps the same pause for every instance.
-                delay = outcome.retry_after or min(self._config.poll_seconds, 1.0)
-            folder.tracker.retry_later(path, delay)
+            elif outcome is not None:
+                due = time.monotonic() + (outcome.retry_after or 0.0)
+                folder.ledger_due = min(folder.ledger_due or due, due)
 
     def _emit(self, name: str, fields: dict) -> None:
         if self._on_event is None:

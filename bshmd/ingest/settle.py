@@ -22,6 +22,7 @@ from bshmd.records import FileKey
 SETTLING = "settling"  # being observed until it stops changing
 WAITING = "waiting"  # settled, but could not be claimed or handed over yet; retried later
 DONE = "done"  # a done record exists for this key: nothing to do unless the file changes
+QUEUED = "queued"  # settled and in the ledger (ready, or in flight on some instance)
 # A file claimed and handed to the pipeline has no record here at all: the job ledger holds it.
 
 

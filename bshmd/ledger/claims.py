@@ -316,20 +316,49 @@ class FolderClaims:
         self._refuse_if_unmounted()
         for result in self.ledger.claim(self.folder_id, todo, self.lease_seconds):
             if isinstance(result, Taken):
-                # A file new to this ledger in a folder it inherited (a 0.1 tree, another
-                # ledger's share): its results may exist already; the pipeline checks first.
-                taken_from = result.taken_from or (self._inherited if result.reason == "new" else None)
-                claim = LedgerClaim(self, result.key, result.epoch, taken_from)
-                if result.taken_from and result.reason != "released":
-                    log.info("took over claim of %r from %s (%s)", result.key.relpath, result.taken_from,
-                             result.reason)
-                self.claims._hold(claim)
-                out[result.key] = claim
+                out[result.key] = self._held_claim(result)
             else:
                 if result.why == "done":
                     self._remember_done(result.key)
                 out[result.key] = result
         return out
+
+    def _held_claim(self, result: Taken) -> LedgerClaim:
+        # A file new to this ledger in a folder it inherited (a 0.1 tree, another ledger's
+        # share): its results may exist already; the pipeline checks first.
+        taken_from = result.taken_from or (self._inherited if result.reason == "new" else None)
+        claim = LedgerClaim(self, result.key, result.epoch, taken_from)
+        if result.taken_from and result.reason != "released":
+            log.info("took over claim of %r from %s (%s)", result.key.relpath, result.taken_from, result.reason)
+        self.claims._hold(claim)
+        return claim
+
+    def mark_ready(self, keys: Sequence[FileKey]) -> dict[FileKey, str]:
+        """Settled files, handed to every instance through the ledger (the scanner's job)."""
+        self._refuse_if_unmounted()
+        states = self.ledger.mark_ready(self.folder_id, keys)
+        for key, state in states.items():
+            if state == "done":
+                self._remember_done(key)
+        return states
+
+    def claim_ready(self, limit: int) -> list[LedgerClaim]:
+        """Up to ``limit`` files waiting in the ledger (any instance's scanner put them there)."""
+        self._refuse_if_unmounted()
+        return [self._held_claim(r) for r in self.ledger.claim_ready(self.folder_id, limit, self.lease_seconds)]
+
+    def known_among(self, keys: Sequence[FileKey]) -> set[FileKey]:
+        return self.ledger.known_among(self.folder_id, keys)
+
+    def drop(self, claim: LedgerClaim) -> None:
+        """The file of a held claim is gone from the folder: its row goes too."""
+        with claim.mutex:
+            if claim.finished:
+                return
+            claim.finished = True
+            with self.claims._lock:
+                self.claims._held.pop((self.folder_id, claim.key), None)
+            self.ledger.drop(self.folder_id, claim.key, claim.epoch)
 
     def try_claim(self, key: FileKey) -> LedgerClaim | None:
         """Claim ``key``; None when it is done already, held by a live lease, or waiting."""

@@ -17,7 +17,7 @@ import click
 
 from bshmd.errors import ConfigError
 
-STATES = ("claimed", "done", "released")
+STATES = ("ready", "claimed", "done", "released")
 
 
 def _config_option(fn: Any) -> Any:
@@ -88,7 +88,7 @@ def status(config_file: Path | None, as_json: bool) -> None:
         for fid, folder in ids.items():
             scanner = led.lease_holder(f"scan:{fid}")
             folders.append({"input": str(folder.input), "output": str(folder.output), "id": fid,
-                            **counts.get(fid, {"claimed": 0, "done": 0, "released": 0, "expired": 0}),
+                            **counts.get(fid, {"ready": 0, "claimed": 0, "done": 0, "released": 0, "expired": 0}),
                             "scanner": {"instance": scanner[0], "host": scanner[1]} if scanner else None})
         doc = {"backend": led.dialect, "database": describe_ledger(config), "id": led.ledger_id,
                "schema": version, "folders": folders}
@@ -100,8 +100,8 @@ def status(config_file: Path | None, as_json: bool) -> None:
     click.echo(f"ledger: {doc['backend']} {doc['database']} (id {doc['id']}, schema {doc['schema']})")
     for f in folders:
         scanner = f["scanner"]
-        click.echo(f"{f['input']}: {f['done']} done, {f['claimed']} claimed ({f['expired']} expired), "
-                   f"{f['released']} released; scanner: "
+        click.echo(f"{f['input']}: {f['done']} done, {f.get('ready', 0)} ready, {f['claimed']} claimed "
+                   f"({f['expired']} expired), {f['released']} released; scanner: "
                    f"{scanner['instance'] + ' on ' + scanner['host'] if scanner else 'none'}")
     missing = [str(f.input) for f in config.folders if f.input not in {g.input for g in ids.values()}]
     for path in missing:

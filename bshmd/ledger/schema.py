@@ -32,7 +32,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                relpath {blob} NOT NULL,
                size {big} NOT NULL,
                mtime_ns {big} NOT NULL,
-               state TEXT NOT NULL CHECK (state IN ('claimed', 'done', 'released')),
+               state TEXT NOT NULL CHECK (state IN ('ready', 'claimed', 'done', 'released')),
                epoch {big} NOT NULL DEFAULT 0,
                holder TEXT,
                token TEXT,
@@ -49,6 +49,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                PRIMARY KEY (folder, relpath))""",
         "CREATE INDEX IF NOT EXISTS jobs_token ON jobs (token) WHERE state = 'claimed'",
         "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (folder, state)",
+        "CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (folder, updated_at) WHERE state IN ('ready', 'released')",
         # Named leases: one scanner per folder, and anything else only one instance may do.
         """CREATE TABLE IF NOT EXISTS leases (
                name TEXT PRIMARY KEY,

@@ -1,6 +1,7 @@
 """The job ledger: one row per input file, the only record of what is in flight and what is done.
 
-A row's ``state`` is ``claimed`` (an instance works on it: ``holder``, ``token``, ``epoch``,
+A row's ``state`` is ``ready`` (settled, waiting for any instance: the folder's scanner puts
+it there), ``claimed`` (an instance works on it: ``holder``, ``token``, ``epoch``,
 ``lease_expires``), ``done`` (``outcome``/``reason``; permanent for that size and mtime) or
 ``released`` (given back; anyone may claim it once ``retry_after`` has passed).
 
@@ -170,6 +171,8 @@ class Ledger:
             elif state == DONE:
                 out.append(Verdict(key, "done"))
                 continue
+            elif state == "ready":
+                reason = "new"
             elif state == RELEASED:
                 if retry_after is not None and float(retry_after) > now:
                     out.append(Verdict(key, "waiting", float(retry_after) - now))
@@ -199,6 +202,99 @@ class Ledger:
                 continue
             out.append(Taken(key, int(epoch) + 1, taken_from, reason))
         return out
+
+    def mark_ready(self, folder: str, keys: Sequence[FileKey]) -> dict[FileKey, str]:
+        """The scanner's hand-over: each settled file becomes a ``ready`` row unless its row
+        already has this size and mtime. A row of another version is replaced (and fenced: its
+        epoch grows, so a holder of the old version records nothing). Returns each key's row
+        state afterwards: ready, claimed, done or released."""
+
+        def run(tx: Tx, chunk: list[FileKey]) -> dict[FileKey, str]:
+            wanted = {encode(k.relpath): k for k in chunk}
+            marks = ", ".join("?" * len(wanted))
+            rows = {bytes(r[0]): r for r in tx.query(
+                f"SELECT relpath, size, mtime_ns, state, epoch FROM jobs WHERE folder = ? AND relpath IN ({marks})",
+                (folder, *wanted))}
+            out: dict[FileKey, str] = {}
+            for raw, key in wanted.items():
+                row = rows.get(raw)
+                if row is None:
+                    tx.execute("INSERT INTO jobs (folder, relpath, size, mtime_ns, state, epoch, attempts, updated_at) "
+                               "VALUES (?, ?, ?, ?, 'ready', 0, 0, {now}) ON CONFLICT (folder, relpath) DO NOTHING",
+                               (folder, raw, key.size, key.mtime_ns))
+                    out[key] = "ready"
+                elif (int(row[1]), int(row[2])) != (key.size, key.mtime_ns):
+                    tx.execute("UPDATE jobs SET size = ?, mtime_ns = ?, state = 'ready', epoch = epoch + 1, "
+                               "holder = NULL, token = NULL, lease_expires = NULL, outcome = NULL, reason = NULL, "
+                               "retry_after = NULL, taken_from = NULL, attempts = 0, completed_at = NULL, "
+                               "updated_at = {now} WHERE folder = ? AND relpath = ? AND epoch = ?",
+                               (key.size, key.mtime_ns, folder, raw, row[4]))
+                    out[key] = "ready"
+                else:
+                    out[key] = str(row[3])
+            return out
+
+        result: dict[FileKey, str] = {}
+        for start in range(0, len(keys), BATCH):
+            chunk = list(keys[start:start + BATCH])
+            result.update(self.backend.transaction(lambda tx, chunk=chunk: run(tx, chunk)))
+        return result
+
+    def claim_ready(self, folder: str, limit: int, lease_seconds: float) -> list[Taken]:
+        """Claim up to ``limit`` files waiting in ``folder`` in one transaction: ready rows,
+        released rows whose retry is due, claims of an earlier run of this instance and
+        claims whose lease ran out (by the database clock), oldest first. On PostgreSQL rows
+        another instance is claiming right now are skipped (SKIP LOCKED), not waited for."""
+
+        def run(tx: Tx) -> list[Taken]:
+            now = tx.now()
+            rows = tx.query(
+                "SELECT relpath, size, mtime_ns, state, epoch, holder, taken_from FROM jobs WHERE folder = ? AND ("
+                "state = 'ready' OR (state = 'released' AND (retry_after IS NULL OR retry_after <= ?)) "
+                "OR (state = 'claimed' AND (lease_expires < ? OR (holder = ? AND token <> ?)))) "
+                f"ORDER BY updated_at LIMIT ?{tx.skip_locked}",
+                (folder, now, now, self.instance_id, self.token, limit))
+            taken: list[Taken] = []
+            for raw, size, mtime_ns, state, epoch, holder, before in rows:
+                key = FileKey(decode(raw), int(size), int(mtime_ns))
+                if state == CLAIMED:
+                    reason = "earlier run of this instance" if holder == self.instance_id else "lease expired"
+                    taken_from = str(holder)
+                else:
+                    reason, taken_from = ("new", None) if state == "ready" else ("released", before)
+                changed = tx.execute(
+                    "UPDATE jobs SET state = 'claimed', epoch = epoch + 1, holder = ?, token = ?, host = ?, pid = ?, "
+                    "lease_expires = ?, retry_after = NULL, taken_from = ?, attempts = attempts + 1, updated_at = ? "
+                    "WHERE folder = ? AND relpath = ? AND epoch = ?",
+                    (self.instance_id, self.token, self.host, self.pid, now + lease_seconds, taken_from, now,
+                     folder, raw, epoch))
+                if changed == 1:
+                    taken.append(Taken(key, int(epoch) + 1, taken_from, reason))
+            return taken
+
+        return self.backend.transaction(run)
+
+    def known_among(self, folder: str, keys: Iterable[FileKey]) -> set[FileKey]:
+        """Which of ``keys`` have a row of exactly that size and mtime, in any state."""
+        keys = list(keys)
+        found: set[FileKey] = set()
+        for start in range(0, len(keys), BATCH):
+            chunk = {encode(k.relpath): k for k in keys[start:start + BATCH]}
+            marks = ", ".join("?" * len(chunk))
+            rows = self.backend.transaction(lambda tx, chunk=chunk, marks=marks: tx.query(
+                f"SELECT relpath, size, mtime_ns FROM jobs WHERE folder = ? AND relpath IN ({marks})",
+                (folder, *chunk)))
+            for raw, size, mtime_ns in rows:
+                key = chunk[bytes(raw)]
+                if (int(size), int(mtime_ns)) == (key.size, key.mtime_ns):
+                    found.add(key)
+        return found
+
+    def drop(self, folder: str, key: FileKey, epoch: int) -> bool:
+        """Delete a row this token holds (its file is gone from the folder)."""
+        return self.backend.transaction(lambda tx: tx.execute(
+            "DELETE FROM jobs WHERE folder = ? AND relpath = ? AND token = ? AND epoch = ?",
+            (folder, encode(key.relpath), self.token, epoch)) == 1)
 
     def renew(self, lease_seconds: float) -> set[tuple[str, str, int]]:
         """Extend every lease of this token; returns the (folder, relpath, epoch) still held."""
@@ -307,10 +403,11 @@ class Ledger:
 
         by_state, expired = self.backend.transaction(run, retry=False)
         out: dict[str, dict[str, int]] = {}
+        empty = {"ready": 0, "claimed": 0, "done": 0, "released": 0, "expired": 0}
         for folder, state, count in by_state:
-            out.setdefault(folder, {"claimed": 0, "done": 0, "released": 0, "expired": 0})[state] = int(count)
+            out.setdefault(folder, dict(empty))[state] = int(count)
         for folder, count in expired:
-            out.setdefault(folder, {"claimed": 0, "done": 0, "released": 0, "expired": 0})["expired"] = int(count)
+            out.setdefault(folder, dict(empty))["expired"] = int(count)
         return out
 
     def now(self) -> float:

@@ -227,7 +227,7 @@ class ServiceCollector:
             jobs = GaugeMetricFamily("bshmd_ledger_jobs", "Rows of the job ledger by folder and state "
                                      "(every instance's).", labels=["folder", "state"])
             for folder, counts in (ledger.get("jobs") or {}).items():
-                for state_name in ("claimed", "done", "released", "expired"):
+                for state_name in ("ready", "claimed", "done", "released", "expired"):
                     jobs.add_metric([folder, state_name], counts.get(state_name, 0))
             yield jobs
         pending = self.state._ingest().get("pending")

@@ -76,14 +76,18 @@ def test_three_daemons_one_postgres_ledger_kill_freeze_and_db_restart(tmp_path, 
                               ledger={"url": pg_url, "retry_seconds": 30}, rescan_seconds=5,
                               batch={"max_size": 2, "max_wait_ms": 50})
         daemons.append(Daemon(config, tmp_path / f"{name}.log"))
-    killed, frozen, steady = daemons
     try:
         for daemon in daemons:
             daemon.start()
         for daemon in daemons:
             daemon.wait_ready(180)
-        assert all("watch poll" in d.text() or d.status()["folders"][str(folders["in"])]["mode"] == "poll"
-                   for d in daemons)
+        # One scanner for the folder (polling: it is a FUSE mount); the others only claim.
+        states = [d.status()["folders"][str(folders["in"])] for d in daemons]
+        scanners = [d for d, state in zip(daemons, states, strict=True) if state["scanner"]]
+        assert len(scanners) == 1 and [s["mode"] for s in states if s["scanner"]] == ["poll"], states
+        # The scanner is the one killed: another instance must take its lease over.
+        killed = scanners[0]
+        frozen, steady = [d for d in daemons if d is not killed]
         inputs.drop(items)
 
         def done() -> int:
@@ -120,6 +124,7 @@ def test_three_daemons_one_postgres_ledger_kill_freeze_and_db_restart(tmp_path, 
     found = audit(folders["out"], folders["quarantine"])
     assert found.problems(inputs.expected) == []
     assert _ledger_states(pg_url) == Counter({"done": FILES})
+    assert sum("(this instance holds its scanner lease)" in d.text() for d in (frozen, steady)) >= 1
     # The frozen instance lost its claims while stopped: it wrote no result for them.
     frozen_log = frozen.text()
     assert "lost the claim" in frozen_log or "released" in frozen_log or "claim_lost" in frozen_log
