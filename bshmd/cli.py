@@ -193,3 +193,12 @@ def review(config_file: Path | None, host: str | None, port: int | None) -> None
     from bshmd.review.server import review_command
 
     sys.exit(review_command(_load(config_file), host=host, port=port))
+
+
+def _add_ledger_commands() -> None:
+    from bshmd.ledger.commands import ledger
+
+    main.add_command(ledger)
+
+
+_add_ledger_commands()

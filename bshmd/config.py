@@ -246,6 +246,21 @@ class ClaimsConfig(Section):
     lease_seconds: Seconds = 60.0
 
 
+def _check_ledger_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"postgres(ql)?://", value):
+        raise ValueError("expected a PostgreSQL URL such as 'postgresql://bshmd@db.example/bshmd' "
+                         "(leave it unset for the SQLite ledger in state_dir)")
+    return value
+
+
+class LedgerConfig(Section):
+    """Where the job ledger lives: SQLite in ``state_dir`` (one host), or PostgreSQL (several)."""
+
+    url: Annotated[str | None, AfterValidator(_check_ledger_url)] = None  # $BSHMD_LEDGER_URL wins
+    password_file: ResolvedPath | None = None  # else systemd's credential 'ledger-password'
+    retry_seconds: Seconds = 15.0  # how long a lost database is retried before files wait
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     journald: Literal["auto", "on", "off"] = "auto"
@@ -271,6 +286,10 @@ class Config(Section):
     extensions: Annotated[tuple[Extension, ...], Field(min_length=1)] = DEFAULT_EXTENSIONS
     instance_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     claims: ClaimsConfig = ClaimsConfig()
+    # This host's own state: the SQLite ledger (ledger.db). Default: $BSHMD_STATE_DIR, else
+    # systemd's $STATE_DIRECTORY, else /var/lib/bshmd.
+    state_dir: ResolvedPath | None = None
+    ledger: LedgerConfig = LedgerConfig()
     batch: BatchConfig = BatchConfig()
     pipeline: PipelineConfig = PipelineConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -443,6 +462,10 @@ def dump_effective(config: Config) -> str:
     """The configuration with every default filled in, as YAML (for ``check-config``)."""
     data = config.model_dump(mode="json", exclude={"source"})
     data["instance_id"] = config.instance_id  # None means hostname-pid at run time
+    if data["ledger"]["url"]:
+        from bshmd.ledger.backend import redact_url
+
+        data["ledger"]["url"] = redact_url(data["ledger"]["url"])  # never print a password
     for folder_data, folder in zip(data["folders"], config.folders, strict=True):
         folder_data["outputs"] = config.outputs_for(folder).model_dump(mode="json")
         folder_data["gate"] = config.gate_for(folder).model_dump(mode="json")

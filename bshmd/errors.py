@@ -47,6 +47,22 @@ class EnvironmentNotReady(BshmdError):
     exit_status = EXIT_ENVIRONMENT
 
 
+class LedgerUnavailable(BshmdError):
+    """The job ledger (its database, or the output share it guards) cannot be reached now:
+    nothing can be claimed or recorded until it is back. Files wait; nothing is lost."""
+
+
+class ClaimLost(BshmdError):
+    """This instance no longer holds the claim (its lease expired and another instance took it)."""
+
+
+class ShareOwnedElsewhere(BshmdError):
+    """An output folder is already tracked by another job ledger (another host's SQLite file,
+    or another PostgreSQL database): two ledgers over one share would process files twice."""
+
+    exit_status = EXIT_USAGE
+
+
 class InputRejected(BshmdError):
     """One input file cannot be turned into a result; it goes to quarantine.
 

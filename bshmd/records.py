@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from bshmd.config import FolderConfig
+    from bshmd.ledger.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -32,16 +33,23 @@ class FileKey:
 
 
 class Claim(Protocol):
-    """A lease on one input, held while it is in flight (see bshmd.ingest.claims)."""
+    """A lease on one input, held while it is in flight (see bshmd.ledger)."""
 
-    def complete(self, outcome: str) -> None:
-        """Mark the input as finished ('processed' or 'quarantined'); it will not be claimed again."""
+    taken_from: str | None  # whose claim this replaced (an earlier holder that died), if any
 
-    def release(self) -> None:
-        """Give the input back unprocessed (shutdown); another instance or a restart takes it."""
+    def complete(self, outcome: Outcome) -> None:
+        """Record the input as finished (processed, recovered, quarantined); it is not claimed again."""
+
+    def release(self, outcome: Outcome | None = None) -> None:
+        """Give the input back unprocessed (shutdown, a failing output folder); ``outcome.retry_after``
+        says how long nobody should take it again."""
 
     def verify(self) -> None:
         """Raise ClaimLost unless the claim is still this holder's (checked right before writing results)."""
+
+    def fence(self) -> None:
+        """Raise ClaimLost when this process stalled (frozen, swapped out) for so long since
+        ``verify`` that another instance may have taken the file: called before each rename."""
 
 
 @dataclass
@@ -55,7 +63,13 @@ class Job:
     settled_at: float = field(default_factory=time.monotonic)
     accept_once: bool = False  # requeued with --accept: skip the quality gate this time
     timings: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    # An earlier holder that died may have written the results already: the pipeline looks
+    # for them (stamped with this input's mtime) before doing the work again.
+    taken_from: str | None = None
+    matte: dict[str, Any] | None = None  # the quality gate's measurements of the matte
+    moved_to: Path | None = None  # on_success: move
+    quarantined_to: Path | None = None
+    outcome: Outcome | None = None  # how it ended, as recorded in the ledger (retry_after included)
 
     @property
     def relpath(self) -> PurePosixPath:

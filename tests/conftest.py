@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,22 @@ def shared_testdata() -> Path:
 def shared_models() -> Path:
     """tests/data/models: the small real segmentation network (MediaPipe selfie segmentation)."""
     return MODELS
+
+
+# Every test (and every daemon a test starts: they inherit the environment) keeps its job
+# ledger in its own folder, never in /var/lib/bshmd. Module-scoped fixtures, set up before the
+# per-test folder exists, share one for the session.
+_SESSION_STATE = tempfile.mkdtemp(prefix="bshmd-test-state-")
+os.environ["BSHMD_STATE_DIR"] = _SESSION_STATE
+os.environ.pop("BSHMD_LEDGER_URL", None)
+
+
+@pytest.fixture(autouse=True)
+def ledger_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own state folder (its SQLite ledger), as $BSHMD_STATE_DIR."""
+    path = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("BSHMD_STATE_DIR", str(path))
+    return path
 
 
 @pytest.fixture(autouse=True)
@@ -95,3 +112,22 @@ def studio_rgb(studio_png: Path):  # noqa: ANN201 - numpy array
     from bshmd.pipeline.decode import decode_image
 
     return decode_image(studio_png, max_pixels=10**8, max_file_bytes=10**9)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (see tests/pg.py); skipped where none can run."""
+    from tests import pg
+
+    why = pg.available()
+    if why:
+        pytest.skip(why)
+    with pg.cluster() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> str:
+    """The URL of an empty ``bshmd`` database on the session's server."""
+    pg_cluster.reset()
+    return pg_cluster.url

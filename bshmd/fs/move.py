@@ -25,11 +25,11 @@ import contextlib
 import errno
 import hashlib
 import os
-import secrets
 import stat as stat_module
 from pathlib import Path
 
-TMP_SUFFIX = ".bshmd-tmp"
+from bshmd.fs.names import temp_name
+
 _CHUNK = 1 << 20
 # A copy's mtime may be rounded by the destination (FAT: 2 s, SMB: 100 ns, some NAS: 1 s).
 _MTIME_TOLERANCE_NS = 2_000_000_000
@@ -49,13 +49,6 @@ class SourceChanged(Exception):
         self.path = Path(path)
         self.expected = expected
         self.found = found
-
-
-def temp_name(name: str) -> str:
-    """A hidden temporary name beside ``name`` that hot-folder watchers (ours too) ignore."""
-    # Keep the temporary name within NAME_MAX (255 bytes) whatever the final name's length.
-    stem = name if len(os.fsencode(name)) <= 180 else "long-name"
-    return f".{stem}.{secrets.token_hex(4)}{TMP_SUFFIX}"
 
 
 def exists_at(dir_fd: int, name: str) -> bool:

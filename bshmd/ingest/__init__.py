@@ -1,10 +1,9 @@
-"""Hot-folder ingest: watch input folders, wait until files settle, claim them exactly once.
+"""Hot-folder ingest: watch input folders, wait until files settle, claim them in the job ledger.
 
-Public API: ``Ingestor`` (hands settled, claimed ``Job``s to the pipeline) and
-``ClaimStore`` (the shared-filesystem claim protocol, see ``bshmd.ingest.claims``).
+Public API: ``Ingestor`` (hands settled, claimed ``Job``s to the pipeline). Claims themselves
+are the ledger's (``bshmd.ledger``).
 """
 
-from bshmd.ingest.claims import ClaimLost, ClaimStore, FileClaim, StateUnavailable
 from bshmd.ingest.ingestor import Ingestor
 
-__all__ = ["ClaimLost", "ClaimStore", "FileClaim", "Ingestor", "StateUnavailable"]
+__all__ = ["Ingestor"]

@@ -2,7 +2,15 @@
 
 One ``bshmd-ingest`` thread does all the deciding (so the bookkeeping needs no locks of its
 own); observers only nominate paths to it, and a ``bshmd-claim-renewer`` thread keeps this
-instance's leases alive. Each folder pair is handled on its own: one that disappears (NAS
+instance's leases alive. Which files are in flight is the job ledger's to say
+(``bshmd.ledger``): the ingestor keeps no list of its own of the files it handed over.
+
+One instance at a time scans each folder: the holder of the folder's scanner lease in the
+ledger watches, polls, rescans and settles, and turns each settled file into a ``ready`` row;
+every instance (the scanner too) claims ready rows in batches of ``batch.max_size`` and hands
+them to its pipeline. When the scanner stops or dies, another instance takes the lease over
+once it has run out.
+Each folder pair is handled on its own: one that disappears (NAS
 unmounted, folder renamed) is reported once and retried, the others carry on.
 """
 
@@ -14,24 +22,34 @@ import stat as stat_module
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bshmd.config import Config, FolderConfig
+from bshmd.errors import ClaimLost, LedgerUnavailable, ShareOwnedElsewhere
 from bshmd.fs.fresh import revalidate
 from bshmd.ingest import settle as settle_states
 from bshmd.ingest.attrcache import settle_window
-from bshmd.ingest.claims import ClaimStore, FileClaim, StateUnavailable
 from bshmd.ingest.filters import PathFilter, excluded_dirs_for
 from bshmd.ingest.mounts import watch_mode_for
+from bshmd.ingest.output import OutputMount
 from bshmd.ingest.scan import stat_candidate, walk
 from bshmd.ingest.settle import SettleTracker
 from bshmd.ingest.sweep import sweep_leftovers
 from bshmd.ingest.watch import OverflowListener, start_observer, stop_observer
+from bshmd.ledger.claims import Claims, FolderClaims, LedgerClaim
+from bshmd.ledger.outcome import NOT_FINISHED, RELEASED, SKIPPED, Outcome
+from bshmd.ledger.store import Ledger
 from bshmd.records import FileKey, Job
 
 log = logging.getLogger("bshmd.ingest")
+
+def _scan_lease(folder_id: str) -> str:
+    return f"scan:{folder_id}"
+
+
+LEDGER_STATS_SECONDS = 5.0  # how often /status and the metrics' ledger counts are refreshed
 
 OnReady = Callable[[Job], bool]
 OnEvent = Callable[[str, dict], None]
@@ -45,7 +63,7 @@ class _Folder:
     index: int
     root: Path
     path_filter: PathFilter
-    store: ClaimStore
+    store: FolderClaims
     tracker: SettleTracker
     mode: str = "events"
     observer: Any = None
@@ -54,9 +72,9 @@ class _Folder:
     identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the root the observer watches
     rescan_due: float = 0.0  # monotonic
     state_warned: bool = False
-    # Jobs in the pipeline, for the retry of a released one. Dropped when the claim is
-    # completed, released or lost, so it holds no more than the pipeline does.
-    handed: dict[FileKey, Job] = field(default_factory=dict)
+    refused: str = ""  # the share is tracked by another ledger: nothing is claimed here
+    scanner: bool = False  # this instance holds the folder's scanner lease
+    ledger_due: float = 0.0  # monotonic: when to look for ready rows next
 
 
 class Ingestor:
@@ -67,6 +85,7 @@ class Ingestor:
         *,
         instance_id: str,
         on_event: OnEvent | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self._config = config
         self._on_ready = on_ready
@@ -78,10 +97,17 @@ class Ingestor:
         # their request in the inbox below and the ingest thread picks it up.
         self._lock = threading.RLock()
         self._folders: dict[str, _Folder] = {}
-        self._stores: dict[Path, ClaimStore] = {}
+        if ledger is None:
+            from bshmd.ledger import open_ledger
+
+            ledger = open_ledger(config, instance_id)
+        self.ledger = ledger
+        self.claims = Claims(ledger, config.claims.lease_seconds)
+        self.claims.on_finished = self._note_ended
+        self._stores: dict[Path, FolderClaims] = {}
         self._nominated: dict[Path, tuple[_Folder, bool]] = {}
-        self._released: list[tuple[ClaimStore, FileKey]] = []
-        self._ended: list[tuple[ClaimStore, FileClaim]] = []
+        self._ended: list[LedgerClaim] = []
+        self._ledger_status: dict[str, Any] | None = None
         self._pending_config: Config | None = None
         self._rescan_requested = False
         self._inbox_lock = threading.Lock()
@@ -119,6 +145,12 @@ class Ingestor:
         with self._lock:
             for folder in self._folders.values():
                 self._stop_watching(folder)
+                if folder.scanner and folder.store._folder_id is not None:
+                    folder.scanner = False
+                    try:
+                        self.ledger.drop_lease(_scan_lease(folder.store._folder_id))
+                    except Exception as exc:  # the lease runs out by itself
+                        log.debug("cannot drop the scanner lease of %s: %s", folder.root, exc)
 
     def reconfigure(self, config: Config) -> None:
         """Apply a reloaded configuration: folders added or removed, timings changed.
@@ -163,8 +195,12 @@ class Ingestor:
             str(f.cfg.input): {
                 "available": bool(f.available),
                 "mode": f.mode,
-                "watching": f.observer is not None and f.observer.is_alive(),
+                # Watched here, or by the instance that holds the scanner lease.
+                "watching": (f.observer is not None and f.observer.is_alive()) or (
+                    bool(f.available) and not f.scanner and f.store._folder_id is not None),
                 "output_available": f.output_available is not False,
+                "scanner": f.scanner,
+                **({"refused": f.refused} if f.refused else {}),
             }
             for f in current
         }
@@ -173,15 +209,17 @@ class Ingestor:
 
     def record_counts(self) -> dict[str, int]:
         """How many per-file records the ingestor holds, summed over folders (for /status and
-        leak checks): files in flight, finished files remembered, jobs in the pipeline, and
-        the claim stores' held claims and done cache. Read without the lock, like health()."""
+        leak checks): files settling, finished files remembered, claims held in the ledger
+        (the files in the pipeline: ``handed`` and ``held_claims`` are one number, kept under
+        both names) and the done cache. Read without the lock, like health()."""
         current = list(self._folders.values())
         stores = {id(f.store): f.store for f in current}.values()
+        held = len(self.claims.held())
         return {
             "settling": sum(len(f.tracker) for f in current),
             "finished": sum(f.tracker.finished_count() for f in current),
-            "handed": sum(len(f.handed) for f in current),
-            "held_claims": sum(len(s.held()) for s in stores),
+            "handed": held,
+            "held_claims": held,
             "done_cached": sum(s.done_cached_count() for s in stores),
         }
 
@@ -205,7 +243,6 @@ class Ingestor:
             if old is not None and old.cfg == cfg:
                 old.index, old.path_filter = index, path_filter
                 old.tracker.settle_seconds = settle_window(cfg, config.settle_seconds).seconds
-                old.store.lease_seconds = config.claims.lease_seconds
                 old.rescan_due = min(old.rescan_due, now + config.rescan_seconds)
                 if poll_changed and old.mode == "poll":
                     self._stop_watching(old)
@@ -219,25 +256,28 @@ class Ingestor:
                 index=index,
                 root=cfg.input,
                 path_filter=path_filter,
-                store=self._store_for(cfg.state_dir, config.claims.lease_seconds),
-                tracker=SettleTracker(settle_window(cfg, config.settle_seconds).seconds),
+                store=self._store_for(cfg),
+                tracker=SettleTracker(settle_window(cfg, config.settle_seconds).seconds, root=cfg.input),
             )
         for key, old in previous.items():
             if key not in folders:
                 self._stop_watching(old)
                 log.info("no longer watching %s", old.root)
+        self.claims.lease_seconds = config.claims.lease_seconds
         self._folders = folders
         self._next_availability_check = 0.0
 
-    def _store_for(self, state_dir: Path, lease_seconds: float) -> ClaimStore:
-        store = self._stores.get(state_dir)
-        if store is None:
-            store = ClaimStore(state_dir, self.instance_id, lease_seconds)
-            store.on_released = lambda key, store=store: self._note_released(store, key)
-            store.on_finished = lambda claim, store=store: self._note_ended(store, claim)
-            self._stores[state_dir] = store
-        store.lease_seconds = lease_seconds
+    def _store_for(self, cfg: FolderConfig) -> FolderClaims:
+        store = self._stores.get(cfg.output)
+        if store is None or store.root != cfg.input:
+            store = FolderClaims(self.claims, cfg.input, cfg.output, mounted=OutputMount(cfg.output))
+            self._stores[cfg.output] = store
         return store
+
+    def close(self) -> None:
+        """Stop, and close the ledger connection."""
+        self.stop()
+        self.ledger.close()
 
     # --- threads --------------------------------------------------------------------------
 
@@ -254,12 +294,52 @@ class Ingestor:
             self._wake.clear()
 
     def _renew_leases(self) -> None:
-        while not self._stopping.wait(max(0.2, self._config.claims.lease_seconds / 3)):
-            for store in list(self._stores.values()):
+        """Renew every lease a third of a lease before it runs out; refresh the ledger's counts."""
+        next_renew = next_stats = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_renew:
+                next_renew = now + max(0.2, self._config.claims.lease_seconds / 3)
                 try:
-                    store.renew()
+                    self.claims.renew()
                 except Exception:
-                    log.exception("renewing claims in %s failed; continuing", store.state_dir)
+                    log.exception("renewing claims in %s failed; continuing", self.ledger.describe())
+                for folder in list(self._folders.values()):
+                    # Keep the lease while the ingest thread waits for room in the pipeline;
+                    # only that thread changes the role (see _take_scan_lease).
+                    if folder.scanner and folder.store._folder_id is not None:
+                        try:
+                            self.ledger.take_lease(_scan_lease(folder.store._folder_id),
+                                                   max(self._config.claims.lease_seconds, 1.0))
+                        except Exception as exc:
+                            log.debug("cannot renew the scanner lease of %s: %s", folder.root, exc)
+            if now >= next_stats:
+                next_stats = now + LEDGER_STATS_SECONDS
+                self._refresh_ledger_status()
+                for folder in list(self._folders.values()):
+                    folder.store.heartbeat()  # the share marker says this ledger is alive
+            if self._stopping.wait(max(0.05, min(next_renew, next_stats) - time.monotonic())):
+                return
+
+    def _refresh_ledger_status(self) -> None:
+        names = {f.store._folder_id: str(f.root) for f in list(self._folders.values()) if f.store._folder_id}
+        status: dict[str, Any] = {"backend": self.ledger.dialect, "database": self.ledger.describe(),
+                                  "id": self.ledger.ledger_id, "held": len(self.claims.held())}
+        try:
+            counts = self.ledger.counts()
+            status["reachable"] = True
+            status["jobs"] = {names.get(folder, folder): c for folder, c in counts.items() if folder in names}
+        except Exception as exc:  # LedgerUnavailable, or anything the driver raises
+            status["reachable"] = False
+            status["error"] = str(exc)
+            status["jobs"] = (self._ledger_status or {}).get("jobs", {})
+        self._ledger_status = status
+
+    def ledger_status(self) -> dict[str, Any]:
+        """The ledger as last seen by the renewer thread (never waits for the database)."""
+        return dict(self._ledger_status or {"backend": self.ledger.dialect, "database": self.ledger.describe(),
+                                            "id": self.ledger.ledger_id, "held": len(self.claims.held()),
+                                            "reachable": True, "jobs": {}})
 
     def _sweep(self, config: Config) -> None:
         """Once per start: remove the temporary and lock files that crashed writers left."""
@@ -290,43 +370,130 @@ class Ingestor:
 
         with self._inbox_lock:
             nominated, self._nominated = self._nominated, {}
-            released, self._released = self._released, []
             ended, self._ended = self._ended, []
             rescan_all, self._rescan_requested = self._rescan_requested, False
         if rescan_all:
             for folder in self._folders.values():
                 folder.rescan_due = 0.0
-        for store, claim in ended:
-            self._forget_handed(store, claim)
-        for store, key in released:
-            self._reoffer(store, key)
+        for claim in ended:
+            self._ended_claim(claim)
 
         for folder in self._folders.values():
             if self._stopping.is_set():
                 break
-            if not folder.available:
+            if not folder.available or not folder.scanner:
                 continue
             if time.monotonic() >= folder.rescan_due:
                 self._rescan(folder)
         live = set(self._folders.values())
         for path, (folder, is_dir) in nominated.items():
-            if folder in live and folder.available:
+            if folder in live and folder.available and folder.scanner:
                 self._consider_nominated(folder, path, is_dir)
         for folder in self._folders.values():
-            if folder.available:
+            if folder.available and folder.scanner:
                 self._settle_due(folder)
+        for folder in self._folders.values():
+            if self._stopping.is_set() or self._reconfigure_waiting():
+                break
+            if folder.available and folder.output_available and not folder.refused:
+                self._take_ready(folder)
 
         deadlines = [self._next_availability_check]
         for folder in self._folders.values():
+            deadlines.append(folder.ledger_due)
+            if not folder.scanner:
+                continue
             deadlines.append(folder.rescan_due)
             deadline = folder.tracker.next_deadline()
             if deadline is not None:
                 deadlines.append(deadline)
         return min(deadlines) - time.monotonic()
 
+    def _take_scan_lease(self, folder: _Folder) -> None:
+        """Hold (or try to take) the folder's scanner lease; becoming or ceasing to be its
+        scanner starts or stops the watching here."""
+        folder_id = folder.store._folder_id
+        if folder_id is None:
+            return
+        try:
+            held = self.ledger.take_lease(_scan_lease(folder_id), max(self._config.claims.lease_seconds, 1.0))
+        except Exception as exc:  # LedgerUnavailable: keep the role until the lease says otherwise
+            log.debug("cannot renew the scanner lease of %s: %s", folder.root, exc)
+            return
+        if held == folder.scanner:
+            return
+        folder.scanner = held
+        if held:
+            log.info("scanning %s (this instance holds its scanner lease)", folder.root)
+            folder.rescan_due = 0.0
+            self._next_availability_check = 0.0
+        else:
+            holder = self.ledger.lease_holder(_scan_lease(folder_id))
+            log.info("%s is scanned by %s; claiming its files from the ledger", folder.root,
+                     f"{holder[0]} on {holder[1]}" if holder else "another instance")
+            folder.tracker.clear()
+        self._wake.set()
+
+    def _take_ready(self, folder: _Folder) -> None:
+        """Claim files waiting in the ledger (put there by whichever instance scans) and hand
+        them over; a full batch means more may wait, so look again at once."""
+        if time.monotonic() < folder.ledger_due:
+            return
+        limit = self._config.batch.max_size
+        try:
+            claims = folder.store.claim_ready(limit)
+        except (LedgerUnavailable, OSError) as exc:
+            log.debug("cannot claim waiting files of %s: %s", folder.root, exc)
+            folder.ledger_due = time.monotonic() + self._config.poll_seconds
+            return
+        folder.ledger_due = 0.0 if len(claims) >= limit else time.monotonic() + min(self._config.poll_seconds, 1.0)
+        for claim in claims:
+            path = folder.root / claim.key.relpath
+            try:
+                st = stat_candidate(folder.root, path, folder.path_filter)
+            except OSError:
+                st = None
+            if st is None:
+                if not os.path.lexists(path):
+                    folder.store.drop(claim)  # gone from the folder: nothing to do, ever
+                else:
+                    claim.release(Outcome(RELEASED, "not a candidate", retry_after=self._config.rescan_seconds))
+                continue
+            if FileKey.of(folder.root, path, st) != claim.key:
+                # Changed since it settled: the scanner settles the new version and marks it.
+                claim.release(Outcome(RELEASED, "changed", retry_after=self._config.settle_seconds))
+                if folder.scanner:
+                    self._observe(folder, path, st)
+                continue
+            # RAW+JPEG pairs (raw_pairs, bshmd.ingest.filters): the other half is processed instead.
+            partner = folder.path_filter.paired_with(path)
+            if partner is not None:
+                log.info("leaving %s alone: %s of the same shot is processed (raw_pairs: %s)", path,
+                         partner.name, folder.path_filter.raw_pairs,
+                         extra={"bshmd_file": str(path), "bshmd_outcome": "skipped:raw_pair"})
+                self._complete_skipped(claim)
+                continue
+            self._hand_over(folder, path, claim.key, claim)
+
+    @staticmethod
+    def _complete_skipped(claim: LedgerClaim) -> None:
+        try:
+            claim.complete(Outcome(SKIPPED, "raw_pair"))
+        except (ClaimLost, LedgerUnavailable) as exc:  # another instance has it now, or decides later
+            log.debug("cannot record %r as skipped: %s", claim.key.relpath, exc)
+
     def _check_output(self, folder: _Folder) -> None:
-        """Is the output share there? Files wait (unclaimed) while it is not."""
-        available = folder.store.check_output()
+        """Is the output share there (and tracked by our ledger)? Files wait (unclaimed) while not."""
+        try:
+            available = folder.store.check_output()
+        except ShareOwnedElsewhere as exc:
+            if not folder.refused:
+                log.error("%s; files of %s wait", exc, folder.root)
+                self._emit("share_refused", {"folder": str(folder.root), "reason": str(exc)})
+            folder.refused = str(exc)
+            available = False
+        else:
+            folder.refused = ""
         if available == folder.output_available:
             return
         if not available:
@@ -340,6 +507,8 @@ class Ingestor:
 
     def _check_available(self, folder: _Folder) -> None:
         self._check_output(folder)
+        if folder.output_available and not folder.refused:
+            self._take_scan_lease(folder)
         reason = ""
         identity = None
         try:
@@ -360,6 +529,14 @@ class Ingestor:
             self._stop_watching(folder)
             return
         came_back = folder.available is False
+        if not folder.scanner:
+            # Another instance watches it; this one only needs to read its files.
+            self._stop_watching(folder)
+            if came_back:
+                log.warning("input folder %s is available again", folder.root)
+                self._emit("folder_back", {"folder": str(folder.root)})
+            folder.available, folder.identity = True, identity
+            return
         if folder.available and identity == folder.identity and folder.observer is not None:
             return
         if came_back:
@@ -414,9 +591,29 @@ class Ingestor:
             self._check_available(folder)
             return
         folder.tracker.forget_missing(seen)
+        self._recheck_done(folder)
         self._last_rescan = time.time()
         self._emit("rescan", {"folder": str(folder.root), "files": len(seen),
                               "seconds": round(time.monotonic() - started, 3)})
+
+    def _recheck_done(self, folder: _Folder) -> None:
+        """Files remembered as in the ledger whose row is gone now (``bshmd ledger forget``):
+        settled and marked again. (``reprocess`` turns rows into released ones, which every
+        instance claims without the scanner.) A few batched queries per full rescan."""
+        finished = folder.tracker.finished_with(settle_states.DONE) + \
+            folder.tracker.finished_with(settle_states.QUEUED)
+        if not finished:
+            return
+        try:
+            known = folder.store.known_among([key for _path, key in finished])
+            folder.store.done_among([key for _path, key in finished], refresh=True)  # drops stale cache entries
+        except (LedgerUnavailable, OSError) as exc:
+            log.debug("cannot recheck the files of %s: %s", folder.root, exc)
+            return
+        for path, key in finished:
+            if key not in known and not folder.store.holds(key):
+                log.info("%s is no longer in the ledger: offering it again", path)
+                folder.tracker.reopen(path, key)
 
     def _consider_nominated(self, folder: _Folder, path: Path, is_dir: bool) -> None:
         try:
@@ -446,13 +643,15 @@ class Ingestor:
 
     def _observe(self, folder: _Folder, path: Path, st: os.stat_result) -> None:
         key = FileKey.of(folder.root, path, st)
+        if folder.store.holds(key):
+            return  # in the pipeline: the ledger says so, nothing to track here
         if not folder.tracker.observe(path, key):
             return
         self._emit("file_seen", {"folder": str(folder.root), "relpath": key.relpath, "size": key.size})
         try:
-            done = folder.store.is_done(key)  # one claim read at first sight, then cached
-        except StateUnavailable:
-            done = False  # settle anyway; the claim step waits for the share
+            done = folder.store.is_done(key)  # one ledger read at first sight, then cached
+        except LedgerUnavailable:
+            done = False  # settle anyway; the claim step waits for the ledger
         if done:
             folder.tracker.finish(path, key, settle_states.DONE)
 
@@ -485,90 +684,67 @@ class Ingestor:
                 folder.tracker.retry_later(path, config.poll_seconds)
 
     def _claim_and_hand(self, folder: _Folder, path: Path, key: FileKey) -> None:
+        """A settled file becomes a ready row, for whichever instance claims it first."""
         config = self._config
+        if folder.refused:
+            folder.tracker.retry_later(path, config.poll_seconds)
+            return
         try:
-            claim = None if folder.store.is_done(key) else folder.store.try_claim(key)
-        except StateUnavailable as exc:
+            state = folder.store.mark_ready([key])[key]
+        except (LedgerUnavailable, OSError) as exc:
             if not folder.state_warned:
-                log.warning("cannot claim files of %s: state folder unreachable (%s); waiting",
-                            folder.root, exc)
+                log.warning("cannot claim files of %s: the job ledger or the output share is unreachable "
+                            "(%s); waiting", folder.root, exc)
                 folder.state_warned = True
             folder.tracker.retry_later(path, config.poll_seconds)
             return
         if folder.state_warned:
-            log.warning("state folder %s reachable again", folder.cfg.state_dir)
+            log.warning("claiming files of %s again", folder.root)
             folder.state_warned = False
-        if claim is None:
-            if folder.store.is_done_cached(key):
-                folder.tracker.finish(path, key, settle_states.DONE)
-            else:
-                # Another instance holds it; look again in case that instance dies.
-                folder.tracker.retry_later(path, max(config.claims.lease_seconds / 3, 0.5))
-            return
-        st = stat_candidate(folder.root, path, folder.path_filter)
-        if st is None or FileKey.of(folder.root, path, st) != key:
-            claim.release()  # it changed while we claimed it: settle again
-            if st is None:
-                folder.tracker.forget(path)
-            return
-        # RAW+JPEG pairs (raw_pairs, bshmd.ingest.filters): the other half is processed instead.
-        partner = folder.path_filter.paired_with(path)
-        if partner is not None:
-            log.info("leaving %s alone: %s of the same shot is processed (raw_pairs: %s)", path,
-                     partner.name, folder.path_filter.raw_pairs,
-                     extra={"bshmd_file": str(path), "bshmd_outcome": "skipped:raw_pair"})
-            claim.complete("skipped")
-            folder.tracker.finish(path, key, settle_states.DONE)
-            return
-        self._hand_over(folder, path, key, claim)
+        # The ledger has it now (ready, in flight somewhere, or done): the tracker only
+        # remembers that, so rescans do not ask again.
+        folder.tracker.finish(path, key, settle_states.DONE if state == "done" else settle_states.QUEUED)
+        if state == "ready":
+            folder.ledger_due = 0.0
 
-    def _hand_over(self, folder: _Folder, path: Path, key: FileKey, claim: FileClaim) -> None:
-        job = Job(folder=folder.cfg, path=path, key=key, claim=claim)
-        if claim.taken_from:
-            # An earlier holder may have written the result before it died: the pipeline
-            # can check for it instead of doing the work again.
-            job.extra["retaken_from"] = claim.taken_from
-        folder.tracker.finish(path, key, settle_states.HANDED)
-        folder.handed[key] = job
+    def _hand_over(self, folder: _Folder, path: Path, key: FileKey, claim: LedgerClaim) -> None:
+        # taken_from: an earlier holder may have written the result before it died; the
+        # pipeline checks for it instead of doing the work again.
+        job = Job(folder=folder.cfg, path=path, key=key, claim=claim, taken_from=claim.taken_from)
         try:
             accepted = bool(self._on_ready(job))
         except Exception:
             log.exception("the pipeline refused %r with an error", key.relpath)
             accepted = False
         if not accepted:
-            claim.release()  # comes back through _note_released and is offered again later
+            claim.release()  # comes back through _note_ended and is offered again later
 
-    def _note_released(self, store: ClaimStore, key: FileKey) -> None:
+    def _note_ended(self, claim: LedgerClaim) -> None:
+        """A claim this process held ended (any thread): the ingest thread looks at it next."""
         with self._inbox_lock:
-            self._released.append((store, key))
+            self._ended.append(claim)
         self._wake.set()
 
-    def _note_ended(self, store: ClaimStore, claim: FileClaim) -> None:
-        with self._inbox_lock:
-            self._ended.append((store, claim))
-        self._wake.set()
-
-    def _forget_handed(self, store: ClaimStore, claim: FileClaim) -> None:
-        """A handed-over file is finished (completed, or its claim lost): drop its job."""
+    def _ended_claim(self, claim: LedgerClaim) -> None:
+        """Done: the scanner's record says so. Released: the ledger offers it again once its
+        ``retry_after`` (the pipeline's pause for a failing output or quarantine folder, see
+        bshmd.pipeline.retry) has passed; this instance looks then. Not finished (a copy still
+        being written, see bshmd.pipeline.grace): the scanner settles it again as well, so a
+        new version is marked ready as soon as it is quiet. Lost: another has it."""
         for folder in self._folders.values():
-            job = folder.handed.get(claim.key)
-            if folder.store is store and job is not None and job.claim is claim:
-                del folder.handed[claim.key]
-
-    def _reoffer(self, store: ClaimStore, key: FileKey) -> None:
-        for folder in self._folders.values():
-            if folder.store is store and key in folder.handed:
-                job = folder.handed.pop(key)
-                path = job.path
-                if folder.tracker.finished_as(path, key, settle_states.HANDED):
-                    folder.tracker.reopen(path, key)
-                    # The pipeline asks for a longer pause when the file failed for a reason of
-                    # its surroundings (quarantine or output folder not writable): see
-                    # bshmd.pipeline.retry. Offered again at once, it would only fail again.
-                    delay = job.extra.get("retry_in_seconds")
-                    if not isinstance(delay, (int, float)) or delay <= 0:
-                        delay = min(self._config.poll_seconds, 1.0)
-                    folder.tracker.retry_later(path, delay)
+            if folder.store is not claim.folder:
+                continue
+            outcome = claim.outcome
+            path = folder.root / claim.key.relpath
+            if outcome is not None and outcome.done:
+                if folder.scanner and folder.tracker.state_of(path) is not None:
+                    folder.tracker.finish(path, claim.key, settle_states.DONE)
+            elif outcome is not None:
+                due = time.monotonic() + (outcome.retry_after or 0.0)
+                folder.ledger_due = min(folder.ledger_due or due, due)
+                if outcome.reason == NOT_FINISHED and folder.scanner:
+                    folder.tracker.reopen(path, claim.key)
+                    folder.tracker.retry_later(path, outcome.retry_after or self._config.settle_seconds)
 
     def _emit(self, name: str, fields: dict) -> None:
         if self._on_event is None:

@@ -22,7 +22,8 @@ from bshmd.records import FileKey
 SETTLING = "settling"  # being observed until it stops changing
 WAITING = "waiting"  # settled, but could not be claimed or handed over yet; retried later
 DONE = "done"  # a done record exists for this key: nothing to do unless the file changes
-HANDED = "handed"  # claimed and handed to the pipeline
+QUEUED = "queued"  # settled and in the ledger (ready, or in flight on some instance)
+# A file claimed and handed to the pipeline has no record here at all: the job ledger holds it.
 
 
 @dataclass
@@ -36,8 +37,7 @@ class Entry:
 class SettleTracker:
     """Per-folder bookkeeping of files seen, keyed by absolute path.
 
-    Files in flight (settling, waiting) are kept apart from files that are finished (done,
-    handed) so that the periodic work only walks the few files in flight, whatever the
+    Files settling or waiting are kept apart from files that are finished (done) so that the periodic work only walks the few files in flight, whatever the
     number of finished ones.
 
     A finished file that stays in the input folder (``on_success: keep``) keeps a record so
@@ -47,7 +47,9 @@ class SettleTracker:
     dropped when a watcher reports it or at the next full rescan.
     """
 
-    def __init__(self, settle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settle_seconds: float, clock: Callable[[], float] = time.monotonic,
+                 root: Path | None = None) -> None:
+        self.root = root  # the input folder: relpaths of finished files are taken against it
         self.settle_seconds = settle_seconds
         self.clock = clock
         self._active: dict[Path, Entry] = {}
@@ -65,9 +67,14 @@ class SettleTracker:
         finished = self._finished.get(os.fspath(path))
         return finished[2] if finished else None
 
-    def finished_as(self, path: Path, key: FileKey, state: str) -> bool:
-        """Whether ``path`` is finished with exactly ``key`` in ``state``."""
-        return self._finished.get(os.fspath(path)) == (key.size, key.mtime_ns, state)
+    def finished_with(self, state: str) -> list[tuple[Path, FileKey]]:
+        """(path, key) of every finished file in ``state`` (keys relative to ``root``)."""
+        return [(Path(name), FileKey(self._relpath(name), size, mtime_ns))
+                for name, (size, mtime_ns, done) in self._finished.items() if done == state]
+
+    def _relpath(self, name: str) -> str:
+        assert self.root is not None, "finished_with needs the tracker's root"
+        return os.path.relpath(name, self.root)
 
     def observe(self, path: Path, key: FileKey) -> bool:
         """Record a sighting. True when this is news (a new file or a changed one)."""
@@ -118,9 +125,9 @@ class SettleTracker:
 
     def reopen(self, path: Path, key: FileKey) -> None:
         """A handed-over file came back unprocessed (its claim was released): offer it again."""
-        if self._finished.pop(os.fspath(path), None) is not None:
-            now = self.clock()
-            self._active[path] = Entry(key, stable_since=now - self.settle_seconds, next_check=now)
+        self._finished.pop(os.fspath(path), None)
+        now = self.clock()
+        self._active[path] = Entry(key, stable_since=now - self.settle_seconds, next_check=now)
 
     def forget(self, path: Path) -> None:
         self._active.pop(path, None)

@@ -1,8 +1,8 @@
 """Removing what crashed writers left behind: bshmd's own temporary and lock files, once old.
 
 A SIGKILL between writing a temporary file and renaming it leaves a hidden ``*.bshmd-tmp``
-behind, in the claims folder or next to the results; one between taking a generation lock
-and unlinking it leaves a ``<claim>.g<N>.lock`` that nothing removes once its claim is done.
+behind next to the results; a 0.1 claims folder (``.bshmd/claims/``, adopted into the job
+ledger) may still hold the temporary and ``<claim>.g<N>.lock`` files its writers left.
 
 Only names that exactly match what bshmd itself creates are touched, and only when they are
 old enough that no live writer (another instance on another host included) can still be
@@ -22,13 +22,18 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from bshmd.ingest.claims import LOCK_MIN_SECONDS, LOCK_NAME_PATTERN, TMP_NAME_PATTERN
-from bshmd.pipeline.atomic import is_temp_name
+from bshmd.fs.names import is_temp_name
 
 log = logging.getLogger("bshmd.ingest.sweep")
 
-# The temporary names of bshmd.pipeline.atomic (_temp_name): "." + final name (or
-# "long-name") + "." + 8 hex digits + ".bshmd-tmp".
+# The claim files of bshmd 0.1 (``.bshmd/claims/``, adopted into the job ledger at the first
+# start): the temporary and generation-lock names its writers created.
+TMP_NAME_PATTERN = re.compile(r"\.[0-9a-f]{32}-[0-9]+\.bshmd-tmp")
+LOCK_NAME_PATTERN = re.compile(r"[0-9a-f]{64}\.g[0-9]+\.lock")
+LOCK_MIN_SECONDS = 10.0
+
+# The temporary names of bshmd.fs.names.temp_name (atomic writes, verified moves): "." +
+# final name (or "long-name") + "." + 8 hex digits + ".bshmd-tmp".
 RESULT_TMP_PATTERN = re.compile(r"\..+\.[0-9a-f]{8}\.bshmd-tmp", re.DOTALL)
 RESULT_TMP_MIN_AGE = 3600.0  # a result written over a slow share by another host takes a while
 STATE_DIR_NAME = ".bshmd"

@@ -62,16 +62,18 @@ class NominatingHandler(FileSystemEventHandler):
 
 
 def start_observer(root: Path, mode: str, poll_seconds: float, nominate: Nominate, name: str) -> BaseObserver:
-    """A started observer watching ``root`` recursively: inotify for 'events', stat polling for 'poll'."""
+    """A started observer watching ``root`` recursively: inotify for 'events', folder polling for 'poll'."""
     observer: BaseObserver
-    if mode == "events":
-        from watchdog.observers.inotify import InotifyObserver
+    if mode != "events":
+        # Polling by folder mtimes (see dirpoll.py): a stat per folder, not per file.
+        from bshmd.ingest.dirpoll import FolderPoller
 
-        observer = InotifyObserver()
-    else:
-        from watchdog.observers.polling import PollingObserver
+        poller = FolderPoller(root, poll_seconds, nominate, name)
+        poller.start()
+        return poller  # type: ignore[return-value] - stopped and joined like an observer
+    from watchdog.observers.inotify import InotifyObserver
 
-        observer = PollingObserver(timeout=poll_seconds)
+    observer = InotifyObserver()
     observer.name = name
     try:
         observer.schedule(NominatingHandler(nominate), str(root), recursive=True, event_filter=WATCHED_EVENTS)

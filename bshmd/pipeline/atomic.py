@@ -20,10 +20,11 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from bshmd.fs.move import TMP_SUFFIX, Expected, place
+from bshmd.fs.move import Expected, place
 from bshmd.fs.move import exists_at as _exists
 from bshmd.fs.move import fsync_dir as _fsync_dir
-from bshmd.fs.move import temp_name as _temp_name
+from bshmd.fs.names import TMP_SUFFIX, is_temp_name  # noqa: F401 - also imported from here
+from bshmd.fs.names import temp_name as _temp_name
 
 log = logging.getLogger("bshmd.atomic")
 
@@ -36,11 +37,6 @@ class UnsafePathError(ValueError):
 
 class UnknownGroupError(LookupError):
     """outputs.group names a group this host does not have."""
-
-
-def is_temp_name(name: str) -> bool:
-    """True for the temporary files atomic_write leaves only while it writes (or after a crash)."""
-    return name.startswith(".") and name.endswith(TMP_SUFFIX)
 
 
 def group_id(group: str | None) -> int:
@@ -128,12 +124,13 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def atomic_write(path: Path, data: bytes, *, root: Path, mode: int = 0o644, group: str | None = None,
-                 mtime_ns: int | None = None) -> None:
+                 mtime_ns: int | None = None, before_rename: Callable[[], None] | None = None) -> None:
     """Write ``data`` to ``path`` (under ``root``) so that it appears complete or not at all.
 
     ``root`` must exist (an output folder that is missing is an unmounted share); the folders
     between it and ``path`` are created. ``mtime_ns`` stamps the file's mtime before the
-    rename, so the stamp arrives together with the content.
+    rename, so the stamp arrives together with the content. ``before_rename`` runs right
+    before the rename and may raise to leave nothing behind (the claim's fence).
     """
     gid = group_id(group)  # an unknown group fails before anything is written
     with open_parent(Path(path), root) as (dir_fd, name):
@@ -151,6 +148,8 @@ def atomic_write(path: Path, data: bytes, *, root: Path, mode: int = 0o644, grou
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if before_rename is not None:
+                before_rename()
             os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -10,8 +10,10 @@ given. Past the grace it is quarantined as ``truncated`` like any cut-off file.
 A file whose size or mtime changed since it was settled is not finished either, whatever its
 decoding said: it goes back to settling at once.
 
-The answer is data (``NotFinished`` with ``retry_after``), carried back to the ingest side
-with the released job; nothing here waits or touches the file. The clock is the host's wall
+The answer is data (``NotFinished`` with ``retry_after``): the pipeline releases the claim
+with ``Outcome(RELEASED, NOT_FINISHED, retry_after)``, which the job ledger keeps (nobody
+claims the file sooner) and the folder's scanner turns back into settling. Nothing here waits
+or touches the file. The clock is the host's wall
 clock against the file's mtime, so hosts and NAS need synchronised clocks (as claims do).
 """
 
@@ -23,11 +25,11 @@ from pathlib import Path
 
 from bshmd.errors import InputRejected
 from bshmd.fs.fresh import revalidate
+from bshmd.ledger.outcome import NOT_FINISHED
 from bshmd.records import FileKey
 
 # Refusals that a copy still in progress produces.
 GRACE_REASONS = frozenset({"truncated", "empty"})
-NOT_FINISHED = "not_finished"
 
 
 class NotFinished(InputRejected):

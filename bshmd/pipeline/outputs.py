@@ -27,9 +27,11 @@ import io
 import logging
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from bshmd.errors import ClaimLost
 from bshmd.outputs.edges import clean_edges
 from bshmd.outputs.jpeg import encode_jpeg
 from bshmd.outputs.layout import apply_layout
@@ -288,20 +290,26 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
 
 
 def write_outputs(paths: dict[str, Path], blobs: dict[str, bytes], *, output_root: Path, file_mode: int,
-                  group: str | None, mtime_ns: int | None = None) -> None:
+                  group: str | None, mtime_ns: int | None = None,
+                  before_rename: Callable[[], None] | None = None) -> None:
     """Write every result atomically; if one fails, remove those this call already wrote.
 
     Either all formats of an input appear under their final names or none does (a crash
     between two renames can leave the first ones; the next run rewrites them). ``mtime_ns``
-    (the input's mtime) stamps each result, see ``outputs_written_for``.
+    (the input's mtime) stamps each result, see ``outputs_written_for``. ``before_rename``
+    (the claim's fence) runs before each rename; when it raises ClaimLost the results already
+    renamed stay: another holder now owns those names and may have written them itself.
     """
     if set(paths) != set(blobs):
         raise ValueError(f"paths {sorted(paths)} and blobs {sorted(blobs)} name different formats")
     written: list[Path] = []
     try:
         for fmt, path in paths.items():
-            atomic_write(path, blobs[fmt], root=output_root, mode=file_mode, group=group, mtime_ns=mtime_ns)
+            atomic_write(path, blobs[fmt], root=output_root, mode=file_mode, group=group, mtime_ns=mtime_ns,
+                         before_rename=before_rename)
             written.append(path)
+    except ClaimLost:
+        raise
     except BaseException as exc:
         for path in written:
             try:

@@ -54,12 +54,13 @@ from typing import Any
 
 from bshmd.config import Config, FolderConfig
 from bshmd.decode.sidecar import sidecar_of
-from bshmd.errors import InputRejected
+from bshmd.errors import ClaimLost, InputRejected
 from bshmd.fs.move import SourceChanged, remove_unchanged
+from bshmd.ledger.outcome import NOT_FINISHED, PROCESSED, QUARANTINED, RECOVERED, RELEASED, Outcome
 from bshmd.metrics import Metrics
 from bshmd.pipeline.batcher import Batcher
-from bshmd.pipeline.grace import NOT_FINISHED, NotFinished, judge
-from bshmd.pipeline.retry import BACK_OFF_REASONS, RETRY_IN, RetryBackoff
+from bshmd.pipeline.grace import NotFinished, judge
+from bshmd.pipeline.retry import BACK_OFF_REASONS, RetryBackoff
 from bshmd.pipeline.sidecars import move_with_sidecar
 from bshmd.pipeline.timed import StageTimeout, TimedRunner
 from bshmd.records import Job
@@ -405,7 +406,7 @@ class Pipeline:
         work = _Work(job, config, folder)
         started = time.monotonic()
         job.timings["wait"] = max(started - job.settled_at, 0.0)
-        if job.extra.get("retaken_from") and self._results_exist(work):
+        if job.taken_from and self._results_exist(work):
             work.recovered = True
             return work
         limits = config.limits
@@ -558,8 +559,6 @@ class Pipeline:
     # --- finishing one job -------------------------------------------------------------------
 
     def _finish(self, work: _Work, runner: TimedRunner) -> None:
-        from bshmd.ingest.claims import ClaimLost
-
         config = work.config
         timeout = config.pipeline.write_timeout_seconds
         started = time.monotonic()
@@ -610,7 +609,7 @@ class Pipeline:
 
         config, folder, job = work.config, work.folder, work.job
         if not work.accepted:
-            job.extra["matte"] = check_matte(work.alpha, config.gate_for(folder))
+            job.matte = check_matte(work.alpha, config.gate_for(folder))
         outputs_cfg = config.outputs_for(folder)
         paths = output_paths(folder.output, job.relpath, outputs_cfg)
         blobs = render_outputs(work.rgb, work.alpha, outputs_cfg, photo=work.photo, notes=work.notes)
@@ -621,7 +620,8 @@ class Pipeline:
             if job.claim is not None:
                 job.claim.verify()
             write_outputs(paths, blobs, output_root=folder.output, file_mode=outputs_cfg.file_mode,
-                          group=outputs_cfg.group, mtime_ns=job.key.mtime_ns)
+                          group=outputs_cfg.group, mtime_ns=job.key.mtime_ns,
+                          before_rename=job.claim.fence if job.claim is not None else None)
         except UnsafePathError as exc:
             # A symlinked folder in the output tree: nothing is written through it. Not a bug
             # of ours, so no traceback; the input waits in quarantine until someone looks.
@@ -649,9 +649,8 @@ class Pipeline:
                 # not turn into a folder on the local disk.
                 folder.done_dir.mkdir(exist_ok=True)
                 xmp = sidecar_of(job.path)
-                moved = safe_move(job.path, folder.done_dir / job.relpath, root=folder.done_dir, expect=expect)
-                job.extra["moved_to"] = moved
-                move_with_sidecar(job.path, moved, xmp, root=folder.done_dir)
+                job.moved_to = safe_move(job.path, folder.done_dir / job.relpath, root=folder.done_dir, expect=expect)
+                move_with_sidecar(job.path, job.moved_to, xmp, root=folder.done_dir)
             elif action == "delete":
                 remove_unchanged(job.path, expect)
         except FileNotFoundError:
@@ -701,7 +700,7 @@ class Pipeline:
             self._release(job, "quarantine_failed", where=str(work.folder.quarantine),
                           problem=f"cannot quarantine {job.path} ({rejection.reason_code}): {exc}")
             return
-        job.extra["quarantined_to"] = where
+        job.quarantined_to = where
         self._complete(work, "quarantined")
 
     def _output_unwritable(self, work: _Work, exc: OSError, where: Path | None = None) -> None:
@@ -747,11 +746,20 @@ class Pipeline:
         if not self._take(job):
             return
         self.retry_backoff.succeeded(work.folder.input, job.key)
+        if outcome == "processed":
+            job.outcome = Outcome(RECOVERED if work.recovered else PROCESSED)
+        else:
+            assert work.rejection is not None
+            job.outcome = Outcome(QUARANTINED, work.rejection.reason_code)
         if job.claim is not None:
             try:
-                job.claim.complete(outcome)
+                job.claim.complete(job.outcome)
+            except ClaimLost as exc:
+                # Taken over after the last check: the new holder finds these results (stamped
+                # with the input's mtime) and records them; nothing is made twice.
+                log.warning("cannot record %s as %s: %s", job.path, job.outcome, exc)
             except Exception:
-                log.exception("cannot record %s as %s", job.path, outcome)
+                log.exception("cannot record %s as %s", job.path, job.outcome)
         folder = str(work.folder.input)
         t = job.timings
         times = " ".join(f"{name}={t[name]:.3f}s" for name in ("wait", "decode", "infer", "write") if name in t)
@@ -767,7 +775,7 @@ class Pipeline:
             if work.recovered:
                 extra["bshmd_outcome"] = "recovered"
                 log.info("recovered %s → %s: results written by %s before it stopped; claim completed",
-                         job.path, first, job.extra.get("retaken_from"), extra=extra)
+                         job.path, first, job.taken_from, extra=extra)
             elif work.notes:
                 # The photo is processed; what of its metadata could not be carried is said here.
                 extra["bshmd_dropped"] = "; ".join(work.notes)
@@ -780,7 +788,7 @@ class Pipeline:
             rejection = work.rejection
             assert rejection is not None
             self.metrics.files_quarantined.labels(folder, rejection.reason_code).inc()
-            extra.update(bshmd_reason=rejection.reason_code, bshmd_output=str(job.extra.get("quarantined_to")))
+            extra.update(bshmd_reason=rejection.reason_code, bshmd_output=str(job.quarantined_to))
             log.warning("quarantined %s reason=%s: %s %s", job.path, rejection.reason_code, rejection.message,
                         times, extra=extra)
             self._settle(job, "_quarantined", f"quarantined:{rejection.reason_code}")
@@ -789,18 +797,19 @@ class Pipeline:
                  retry_in: float | None = None) -> None:
         """Give ``job`` back unfinished: its input stays and its claim is freed for a retry.
 
-        For a reason in BACK_OFF_REASONS the file's retry delay goes into ``job.extra`` before
-        the claim is released (the release is what makes the ingestor offer it again), and
+        For a reason in BACK_OFF_REASONS the file's retry delay goes into the release's
+        ``Outcome.retry_after`` (the ledger keeps anyone from taking it again sooner), and
         ``problem`` is logged at ERROR for the first failure of a streak, at DEBUG after.
-        ``retry_in`` gives that delay directly (an input not finished yet); ``problem`` is
-        then logged at INFO.
+        ``retry_in`` gives that delay directly (an input not finished yet: ``not_finished``,
+        bshmd.pipeline.grace); ``problem`` is then logged at INFO.
         """
         if not self._take(job):
             return
         level = logging.INFO
+        retry_after: float | None = None
         fields = {"bshmd_file": str(job.path), "bshmd_outcome": f"released:{reason}"}
         if retry_in is not None:
-            job.extra[RETRY_IN] = retry_in
+            retry_after = retry_in
             fields["bshmd_retry_in"] = retry_in
             if problem is not None:
                 log.info("%s; the input stays and is looked at again in %.3gs", problem, retry_in, extra=fields)
@@ -808,7 +817,7 @@ class Pipeline:
         elif reason in BACK_OFF_REASONS:
             where = where or str(job.folder.output)
             streak = self.retry_backoff.failed(job.folder.input, job.key, reason, where)
-            job.extra[RETRY_IN] = streak.delay
+            retry_after = streak.delay
             level = logging.INFO if streak.first else logging.DEBUG
             fields["bshmd_retry_in"] = streak.delay
             if problem is not None:
@@ -821,9 +830,10 @@ class Pipeline:
                             where, reason, waiting, extra={"bshmd_outcome": f"waiting:{reason}"})
         elif problem is not None:
             log.error("%s; the input stays and will be retried", problem, extra=fields)
+        job.outcome = Outcome(RELEASED, reason, retry_after)
         if job.claim is not None:
             try:
-                job.claim.release()
+                job.claim.release(job.outcome)
             except Exception:
                 log.exception("cannot release the claim on %s", job.path)
         self.metrics.files_released.labels(reason).inc()

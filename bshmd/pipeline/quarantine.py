@@ -510,26 +510,28 @@ def accept(entry: QuarantineEntry, config: Config, *, by: str = "cli") -> list[P
 def _return_as_done(entry: QuarantineEntry, folder: FolderConfig, config: Config) -> Path:
     """on_success: keep — the input goes back to its place, marked done so it is not processed again.
 
-    The done record is made (through the claim store) for the key the file will have after
-    the move, before the move, so a running daemon cannot pick the file up in between.
+    The done record is made (in the job ledger) for the key the file will have after the
+    move, before the move, so a running daemon cannot pick the file up in between.
     """
-    from bshmd.ingest.claims import ClaimStore
+    from bshmd.ledger import open_ledger
+    from bshmd.ledger.outcome import ACCEPTED, Outcome
+    from bshmd.ledger.share import ensure_marker
 
-    store = ClaimStore(folder.state_dir, f"{config.effective_instance_id}-review", config.claims.lease_seconds)
-    info = entry.path.stat()
-    target = folder.input.joinpath(*entry.relpath.parts)
-    with open_parent(target, folder.input) as (dir_fd, name):
-        final_name = free_name(dir_fd, name)
-    predicted = target.with_name(final_name)
-    key = FileKey(str(PurePosixPath(*predicted.relative_to(folder.input).parts)), info.st_size, info.st_mtime_ns)
-    claim = store.try_claim(key)
-    moved = safe_move(entry.path, predicted, root=folder.input)
-    if moved != predicted:  # the name was taken meanwhile: mark the name it got instead
-        if claim is not None:
-            claim.release()
-        claim = store.try_claim(FileKey.of(folder.input, moved))
-    if claim is not None:
-        claim.complete("accepted")
+    ledger = open_ledger(config, f"{config.effective_instance_id}-review")
+    try:
+        folder_id = ensure_marker(ledger, folder.input, folder.output).folder
+        info = entry.path.stat()
+        target = folder.input.joinpath(*entry.relpath.parts)
+        with open_parent(target, folder.input) as (dir_fd, name):
+            final_name = free_name(dir_fd, name)
+        predicted = target.with_name(final_name)
+        key = FileKey(str(PurePosixPath(*predicted.relative_to(folder.input).parts)), info.st_size, info.st_mtime_ns)
+        ledger.record_done(folder_id, key, Outcome(ACCEPTED, "review"))
+        moved = safe_move(entry.path, predicted, root=folder.input)
+        if moved != predicted:  # the name was taken meanwhile: mark the name it got instead
+            ledger.record_done(folder_id, FileKey.of(folder.input, moved), Outcome(ACCEPTED, "review"))
+    finally:
+        ledger.close()
     return moved
 
 

@@ -9,8 +9,8 @@ doubling per consecutive failure, at most ``max_seconds``.
 
 Streaks are keyed by (input folder, FileKey): a success (results written or quarantined)
 ends a file's streak, and a file that changes gets a new key, hence a fresh start. The
-ingestor honours the delay: the pipeline puts it in ``job.extra[RETRY_IN]`` before it
-releases the claim, and the ingestor re-offers the released file only after that long.
+ledger keeps the delay: the pipeline releases the claim with ``Outcome(retry_after=delay)``,
+and no instance claims the file again before that long has passed.
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ from bshmd.records import FileKey
 # Release reasons that say nothing about the file: retrying soon would fail the same way.
 # ("claim_lost": another instance owns the file; "shutdown": it is retried by the next run.)
 BACK_OFF_REASONS = ("quarantine_failed", "output_unavailable", "disk_full", "internal_error")
-
-# The job.extra key through which the ingestor learns how long to wait before offering again.
-RETRY_IN = "retry_in_seconds"
 
 DEFAULT_BASE_SECONDS = 5.0
 DEFAULT_MAX_SECONDS = 300.0

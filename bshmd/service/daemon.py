@@ -57,6 +57,25 @@ def resolve_instance_id(config: Config, environ: dict[str, str] | None = None) -
     return default_instance_id()
 
 
+def check_state_dir(config: Config) -> None:
+    """Refuse a SQLite ledger on a network or FUSE filesystem: SQLite's locking is not safe
+    over NFS or SMB (a ledger shared that way gets corrupted); several hosts share PostgreSQL."""
+    from bshmd.ingest.mounts import MOUNTINFO, existing_ancestor, is_network_fs, mount_for, parse_mountinfo
+    from bshmd.ledger import ledger_url, state_dir
+
+    if ledger_url(config):
+        return
+    folder = state_dir(config)
+    try:
+        mount = mount_for(existing_ancestor(folder), parse_mountinfo(MOUNTINFO.read_text(errors="surrogateescape")))
+    except OSError:
+        return
+    if mount is not None and is_network_fs(mount.fs_type):
+        raise ConfigError(f"state_dir = '{folder}': is on a {mount.fs_type} filesystem ({mount.mount_point}); "
+                          "expected a local disk (SQLite over a network or FUSE mount corrupts). Hosts that "
+                          "share folders share one PostgreSQL ledger instead: set ledger.url")
+
+
 def _review_app(config: Config) -> Any:
     """The quarantine review page, served by the daemon at /review."""
     from bshmd.review.app import ReviewApp
@@ -83,6 +102,7 @@ class Daemon:
         self.engine: Any = None
         self.pipeline: Any = None
         self.ingestor: Any = None
+        self.ledger: Any = None
         self.http: Any = None
         self.http_app: Any = None
         self._intake_closed = threading.Event()
@@ -114,6 +134,7 @@ class Daemon:
         self.metrics = Metrics()
         self.metrics.registry.register(ServiceCollector(self.state))
         self._start_http()
+        self._open_ledger()
         if not self._load_model():
             return False
         self._start_pipeline()
@@ -138,6 +159,30 @@ class Daemon:
         self.http.start()
         log.info("http: serving /metrics, /healthz, /readyz, /status and /review on %s", self.http.url)
         log.info("review page: %s%s/", self.http.url, REVIEW_MOUNT)
+
+    def _open_ledger(self) -> None:
+        """Connect to the job ledger and check every reachable output share's marker, before
+        the model loads: a share tracked by another ledger ends the start (exit 2) at once."""
+        from bshmd.errors import LedgerUnavailable, ShareOwnedElsewhere
+        from bshmd.ledger import describe_ledger, open_ledger
+        from bshmd.ledger.share import ensure_marker
+
+        self.state.set_phase("opening ledger")
+        check_state_dir(self.config)
+        self.ledger = open_ledger(self.config, self.instance_id)
+        log.info("job ledger: %s %s (id %s)", self.ledger.dialect, describe_ledger(self.config),
+                 self.ledger.ledger_id)
+        for folder in self.config.folders:
+            if not folder.output.is_dir():
+                continue  # the ingestor reports it and checks the marker once the share is there
+            try:
+                ensure_marker(self.ledger, folder.input, folder.output)
+            except ShareOwnedElsewhere as exc:
+                self.notifier.status(f"refusing to start: {exc}")
+                log.error("refusing to start: %s", exc)
+                raise
+            except (LedgerUnavailable, OSError) as exc:
+                log.warning("cannot check the share marker of %s now (%s); the ingestor retries", folder.output, exc)
 
     def _load_model(self) -> bool:
         """Fetch, load and warm the model in a thread while the main loop stays responsive."""
@@ -181,8 +226,10 @@ class Daemon:
         self.pipeline = Pipeline(self.config, self.engine, instance_id=self.instance_id, metrics=self.metrics)
         self.pipeline.start()
         self.state.pipeline_health = self.pipeline.health
-        self.ingestor = Ingestor(self.config, self._offer, instance_id=self.instance_id, on_event=self._on_event)
+        self.ingestor = Ingestor(self.config, self._offer, instance_id=self.instance_id, on_event=self._on_event,
+                                 ledger=self.ledger)
         self.state.ingest_health = self.ingestor.health
+        self.state.ledger_status = self.ingestor.ledger_status
         self.ingestor.start()
 
     def _wait_for_watches(self) -> None:
@@ -346,6 +393,9 @@ class Daemon:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
 
     def _force_exit(self, sig: signal.Signals) -> None:
         """A second stop signal. Called in the signal handler, so the work happens in a

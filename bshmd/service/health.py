@@ -21,7 +21,7 @@ LOOP_STALL_SECONDS = 15.0
 # Below this much free space an output folder counts as full: a result may be larger.
 LOW_DISK_BYTES = 256 * 1024 * 1024
 
-PHASES = ("starting", "loading model", "running", "reloading", "stopping")
+PHASES = ("starting", "opening ledger", "loading model", "running", "reloading", "stopping")
 
 
 @dataclass
@@ -31,6 +31,7 @@ class ServiceState:
     instance_id: str
     pipeline_health: Callable[[], Any] | None = None  # -> PipelineHealth
     ingest_health: Callable[[], dict[str, Any]] | None = None
+    ledger_status: Callable[[], dict[str, Any]] | None = None  # cached: never waits for the database
     output_folders: Callable[[], list[Path]] = list
     phase: str = "starting"
     model_loaded: bool = False
@@ -74,6 +75,9 @@ class ServiceState:
 
     def _ingest(self) -> dict[str, Any]:
         return (self.ingest_health() if self.ingest_health else None) or {}
+
+    def _ledger(self) -> dict[str, Any]:
+        return (self.ledger_status() if self.ledger_status else None) or {}
 
     def _folders(self) -> dict[str, dict[str, Any]]:
         return {str(k): dict(v) for k, v in (self._ingest().get("folders") or {}).items()}
@@ -123,6 +127,11 @@ class ServiceState:
         for path, state in self._folders().items():
             if not state.get("available", True):
                 found.append(f"folder unavailable: {path}")
+            if state.get("refused"):
+                found.append(f"output tracked by another ledger: {path}")
+        ledger = self._ledger()
+        if ledger and not ledger.get("reachable", True):
+            found.append(f"job ledger unreachable: {ledger.get('database')}")
         with self._lock:
             found.extend(self.disk_conditions)
         health = self.pipeline()
@@ -181,6 +190,7 @@ class ServiceState:
             "pending_settle": ingest.get("pending"),
             "last_rescan": ingest.get("last_rescan"),
             "folders": self._folders(),
+            "ledger": self._ledger(),
             "conditions": self.conditions(),
         }
 
@@ -208,6 +218,18 @@ class ServiceCollector:
             watching.add_metric([path], 1 if folder.get("watching") else 0)
         yield available
         yield watching
+        ledger = self.state._ledger()
+        if ledger:
+            yield GaugeMetricFamily("bshmd_ledger_reachable", "1 while the job ledger answers.",
+                                    value=1 if ledger.get("reachable") else 0)
+            yield GaugeMetricFamily("bshmd_ledger_claims_held", "Claims this instance holds in the ledger.",
+                                    value=ledger.get("held", 0))
+            jobs = GaugeMetricFamily("bshmd_ledger_jobs", "Rows of the job ledger by folder and state "
+                                     "(every instance's).", labels=["folder", "state"])
+            for folder, counts in (ledger.get("jobs") or {}).items():
+                for state_name in ("ready", "claimed", "done", "released", "expired"):
+                    jobs.add_metric([folder, state_name], counts.get(state_name, 0))
+            yield jobs
         pending = self.state._ingest().get("pending")
         if pending is not None:
             yield GaugeMetricFamily("bshmd_files_settling", "Files seen and waiting to settle.", value=pending)

@@ -12,7 +12,26 @@ from pathlib import Path
 from typing import Any
 
 from bshmd.config import Config, parse_config
+from bshmd.ingest.output import OutputMount
+from bshmd.ledger.backend import SQLiteBackend
+from bshmd.ledger.claims import Claims, FolderClaims
+from bshmd.ledger.store import Ledger
 from bshmd.records import FileKey, Job
+
+
+def test_ledger(instance: str) -> Ledger:
+    """A connection to this test's SQLite ledger (the one every Ingestor and daemon of the
+    test opens through $BSHMD_STATE_DIR), as instance ``instance`` with a token of its own."""
+    return Ledger(SQLiteBackend(Path(os.environ["BSHMD_STATE_DIR"]) / "ledger.db"), instance_id=instance)
+
+
+def folder_claims(hot: dict[str, Path], instance: str, lease_seconds: float = 60.0) -> FolderClaims:
+    """Claims on the folder pair ``hot`` in this test's ledger: one more 'instance' of bshmd."""
+    return FolderClaims(Claims(test_ledger(instance), lease_seconds), hot["in"], hot["out"],
+                        mounted=OutputMount(hot["out"]))
+
+
+test_ledger.__test__ = False  # a helper, not a test
 
 
 def make_config(hot: dict[str, Path], **overrides: Any) -> Config:
@@ -51,9 +70,9 @@ def process_job(job: Job, log_line: Callable[[str], None] | None = None, on_succ
     result (a claim taken over after that holder died between writing and completing).
     """
     out = Path(job.folder.output) / job.key.relpath
-    if job.extra.get("retaken_from") and log_line:
-        log_line(f"retaken {(job.key.relpath, job.extra['retaken_from'])!r}")
-    if job.extra.get("retaken_from") and output_matches(out, job.key):
+    if job.taken_from and log_line:
+        log_line(f"retaken {(job.key.relpath, job.taken_from)!r}")
+    if job.taken_from and output_matches(out, job.key):
         if log_line:
             log_line(f"recovered {job.key.relpath!r}")
         job.claim.complete("processed")
@@ -89,6 +108,7 @@ class CopyConsumer:
         self.processed_at: dict[str, float] = {}
         self.delay = delay
         self.on_success = on_success
+        self.errors: list[BaseException] = []  # a job whose claim was lost mid-way, say
         self._thread = threading.Thread(target=self._work, name="bshmd-test-consumer", daemon=True)
         self._thread.start()
 
@@ -107,7 +127,11 @@ class CopyConsumer:
                 return
             if self.delay:
                 time.sleep(self.delay)
-            process_job(job, on_success=self.on_success)
+            try:
+                process_job(job, on_success=self.on_success)
+            except Exception as exc:  # noqa: BLE001 - kept for the test to judge; the worker goes on
+                self.errors.append(exc)
+                continue
             self.counts[job.key.relpath] += 1
             self.processed_at[job.key.relpath] = time.monotonic()
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from bshmd.ingest import Ingestor
-from bshmd.ingest.claims import DONE_CACHE_LIMIT
+from bshmd.ledger.claims import DONE_CACHE_LIMIT
 from tests.ingest.helpers import CopyConsumer, make_config, wait_until
 
 FILES = 240

@@ -1,12 +1,11 @@
 """Fencing: a pipeline whose claim was taken over before writing writes nothing.
 
-Real ClaimStores on a real state folder, a real Pipeline on the stand-in graph (the test
+Real claims in a real (SQLite) job ledger, a real Pipeline on the stand-in graph (the test
 fixture with the model's contract, not the model).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,10 @@ import numpy as np
 from PIL import Image
 
 from bshmd.config import Config, parse_config
-from bshmd.ingest.claims import ClaimStore, claim_name
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
+from tests.ingest.helpers import folder_claims
 
 
 def make_config(hot: dict[str, Path]) -> Config:
@@ -38,11 +37,6 @@ def portrait(path: Path, seed: int) -> Path:
     return path
 
 
-def record_of(state: Path, key: FileKey) -> dict[str, Any]:
-    name = claim_name(key.relpath)
-    return json.loads((state / "claims" / name[:2] / f"{name}.json").read_text())
-
-
 def written_results(out: Path) -> list[Path]:
     return [p for p in out.rglob("*") if p.is_file() and ".bshmd" not in p.parts]
 
@@ -53,9 +47,9 @@ def test_a_job_whose_claim_was_taken_over_before_writing_is_released_and_writes_
     lost_input = portrait(hot["in"] / "lost.png", 1)
     kept_input = portrait(hot["in"] / "kept.png", 2)
     lost_key, kept_key = FileKey.of(hot["in"], lost_input), FileKey.of(hot["in"], kept_input)
-    ours = ClaimStore(folder.state_dir, "node-1", 60)
+    ours = folder_claims(hot, "node-1")
     lost_claim, kept_claim = ours.try_claim(lost_key), ours.try_claim(kept_key)
-    rival = ClaimStore(folder.state_dir, "node-1", 60)  # a restart of node-1 while this run hangs
+    rival = folder_claims(hot, "node-1")  # a restart of node-1 while this run hangs
     rival_claims: list[Any] = []
 
     def decode_then_lose_claim(path: Path, **limits: Any) -> Any:
@@ -81,9 +75,9 @@ def test_a_job_whose_claim_was_taken_over_before_writing_is_released_and_writes_
     assert not any(p.is_file() for p in hot["quarantine"].rglob("*"))
     assert lost_input.exists()
     # The new holder's claim is untouched: neither completed nor released by the old one.
-    record = record_of(folder.state_dir, lost_key)
-    assert record["state"] == "claimed" and record["token"] == rival.token
+    row = rival.ledger.job(rival.folder_id, lost_key.relpath)
+    assert row.state == "claimed" and row.epoch == rival_claims[0].epoch == lost_claim.epoch + 1
     rival_claims[0].verify()
     assert pipeline.health().released == 1 and pipeline.health().processed == 1
-    assert record_of(folder.state_dir, kept_key)["state"] == "done"
+    assert rival.ledger.job(rival.folder_id, kept_key.relpath).state == "done"
     rival_claims[0].release()

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bshmd.ingest import ClaimStore
 from bshmd.records import FileKey
-from tests.ingest.helpers import output_matches, wait_until
+from tests.ingest.helpers import folder_claims, output_matches, wait_until
 
 WORKER = Path(__file__).with_name("worker_proc.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +58,7 @@ def assert_each_exactly_once(hot: dict[str, Path], paths: list[Path], log: Path)
     entries = [(kind, rel) for kind, rel in entries if kind in ("processed", "recovered")]
     processed = Counter(rel for kind, rel in entries if kind == "processed")
     recovered = Counter(rel for kind, rel in entries if kind == "recovered")
-    store = ClaimStore(hot["out"] / ".bshmd", "checker", 60)
+    store = folder_claims(hot, "checker")
     for path in paths:
         key = FileKey.of(hot["in"], path)
         # The work (writing the result) happened exactly once: either a 'processed' line, or

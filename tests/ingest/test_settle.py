@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from bshmd.fs.fresh import revalidate
-from bshmd.ingest.settle import DONE, HANDED, SETTLING, WAITING, SettleTracker
+from bshmd.ingest.settle import DONE, SETTLING, WAITING, SettleTracker
 from bshmd.records import FileKey
 
 
@@ -81,9 +81,9 @@ def test_retry_and_reopen():
     assert tracker.state_of(P) == WAITING and tracker.due() == []
     clock.now += 5.0
     assert tracker.due() and tracker.check(P, key(1))
-    tracker.finish(P, key(1), HANDED)
-    assert tracker.finished_as(P, key(1), HANDED) and not tracker.finished_as(P, key(2), HANDED)
-    tracker.reopen(P, key(1))
+    tracker.forget(P)  # handed over: the ledger holds it, the tracker keeps nothing
+    assert tracker.state_of(P) is None and len(tracker) == 0
+    tracker.reopen(P, key(1))  # released: back without a record of its own
     assert tracker.due() and tracker.check(P, key(1))  # offered again without a new settle wait
 
 

@@ -7,16 +7,16 @@ fresh get an mtime close to that ``now``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
 
-from bshmd.ingest.claims import ClaimStore, claim_name
 from bshmd.ingest.sweep import RESULT_TMP_MIN_AGE, claims_max_age, sweep_leftovers
-from bshmd.records import FileKey
 
 LEASE = 30.0
-HEX64 = claim_name("some/input.jpg")
+HEX64 = hashlib.sha256(b"some/input.jpg").hexdigest()  # a 0.1 claim file's name
 
 
 def _touch(path: Path, mtime: float, data: bytes = b"x") -> Path:
@@ -29,20 +29,16 @@ def _touch(path: Path, mtime: float, data: bytes = b"x") -> Path:
 def test_sweep_removes_old_bshmd_leftovers_and_nothing_else(tmp_path):
     out, quarantine = tmp_path / "out", tmp_path / "quarantine"
     claims = out / ".bshmd" / "claims"
-    # A real claim, so the claims folder has exactly the layout ClaimStore makes.
-    store = ClaimStore(out / ".bshmd", "sweeper", LEASE)
-    out.mkdir()
-    claim = store.try_claim(FileKey("some/input.jpg", 10, 1))
-    assert claim is not None
-    claim.complete("processed")
+    # A 0.1 claims folder (adopted into the ledger, its leftovers still swept), as 0.1 laid it out.
     shard = claims / HEX64[:2]
-    claim_file = shard / f"{HEX64}.json"
-    assert claim_file.exists()
+    claim_file = _touch(shard / f"{HEX64}.json", time.time(), json.dumps(
+        {"v": 2, "generation": 1, "relpath": "some/input.jpg", "size": 10, "mtime_ns": 1,
+         "state": "done", "instance": "sweeper", "outcome": "processed"}).encode())
 
     later = time.time() + RESULT_TMP_MIN_AGE * 3  # the sweep's "now"
     days_ago = time.time() - 3 * 86400
     leftovers = [
-        _touch(shard / f".{'a1' * 16}-17.bshmd-tmp", days_ago),  # ClaimStore._write_tmp
+        _touch(shard / f".{'a1' * 16}-17.bshmd-tmp", days_ago),  # 0.1's claim temporary file
         _touch(shard / f"{HEX64}.g5.lock", days_ago),  # a generation lock
         _touch(out / "sub" / ".portrait.png.0123abcd.bshmd-tmp", days_ago),  # atomic_write
         _touch(out / ".long-name.deadbeef.bshmd-tmp", days_ago),
@@ -78,8 +74,6 @@ def test_sweep_removes_old_bshmd_leftovers_and_nothing_else(tmp_path):
     assert not any(path.exists() for path in leftovers)
     assert all(path.exists() for path in fresh + lookalikes + [claim_file])
     assert (out / "sub" / ".folder.0123abcd.bshmd-tmp").is_dir()
-    # The claim itself still works after the sweep.
-    assert ClaimStore(out / ".bshmd", "other", LEASE).is_done(FileKey("some/input.jpg", 10, 1))
 
 
 def test_claim_leftovers_go_after_two_lock_lifetimes_results_after_an_hour(tmp_path):

@@ -1,5 +1,5 @@
 """An output share that is unmounted leaves its bare mount-point folder behind, on the local
-disk. Nothing may be written there: no claims, no state folder, no results. Real mounts (the
+disk. Nothing may be written there: no share marker, no state folder, no results. Real mounts (the
 tests run as root); skipped where mounting is not allowed."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bshmd.ingest import ClaimLost, ClaimStore, Ingestor, StateUnavailable
+from bshmd.errors import ClaimLost, LedgerUnavailable
+from bshmd.ingest import Ingestor
 from bshmd.records import FileKey
-from tests.ingest.helpers import CopyConsumer, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer, folder_claims, make_config, wait_until
 
 
 def _mount(*args: str) -> None:
@@ -90,7 +91,7 @@ def test_files_wait_while_the_output_share_is_unmounted_and_nothing_lands_on_the
 def test_a_claim_in_flight_is_not_verified_on_the_bare_folder_and_nothing_is_created(hot, share):
     """The pipeline verifies its claim right before writing results: on the bare folder of
     an unmounted share that check fails, so results are never written there."""
-    store = ClaimStore(hot["out"] / ".bshmd", "nas-user", 30)
+    store = folder_claims(hot, "nas-user", 30)
     assert store.check_output()
     key = FileKey("in-flight.jpg", 10, 1)
     claim = store.try_claim(key)
@@ -101,9 +102,9 @@ def test_a_claim_in_flight_is_not_verified_on_the_bare_folder_and_nothing_is_cre
     assert not store.check_output()
     with pytest.raises(ClaimLost):
         claim.verify()
-    with pytest.raises(StateUnavailable):
+    with pytest.raises(LedgerUnavailable):
         store.try_claim(FileKey("new.jpg", 10, 1))
-    with pytest.raises(StateUnavailable):
+    with pytest.raises(LedgerUnavailable):
         store.is_done(FileKey("new.jpg", 10, 1))
     claim.release()
     assert os.listdir(share["out"]) == []
@@ -114,7 +115,7 @@ def test_a_claim_in_flight_is_not_verified_on_the_bare_folder_and_nothing_is_cre
 
 
 def test_an_output_folder_that_never_was_a_mount_point_is_used_as_it_is(hot):
-    store = ClaimStore(hot["out"] / ".bshmd", "local", 30)
+    store = folder_claims(hot, "local", 30)
     assert store.check_output()
     assert store.try_claim(FileKey("local.jpg", 1, 1)) is not None
-    assert (hot["out"] / ".bshmd" / "claims").is_dir()
+    assert (hot["out"] / ".bshmd" / "ledger.json").is_file()

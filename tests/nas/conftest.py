@@ -90,7 +90,7 @@ class HotFolder:
 
     def __exit__(self, *exc: object) -> None:
         self._closed.set()
-        self.ingestor.stop()
+        self.ingestor.close()  # stops it and closes the ledger it opened
         assert self.pipeline.stop(timeout=30)
 
     def _offer(self, job: Job) -> bool:

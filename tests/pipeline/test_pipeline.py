@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from bshmd.config import Config, parse_config
+from bshmd.ledger.outcome import Outcome
 from bshmd.metrics import Metrics
 from bshmd.outputs.edges import estimate_foreground
 from bshmd.pipeline.decode import decode_image
@@ -30,17 +31,22 @@ class RecordingClaim:
         self.calls: list[str] = []
         self.lock = threading.Lock()
 
-    def complete(self, outcome: str) -> None:
-        with self.lock:
-            self.calls.append(f"complete:{outcome}")
+    taken_from = None
 
-    def release(self) -> None:
+    def complete(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.calls.append(f"complete:{outcome.kind}")
+
+    def release(self, outcome: Outcome | None = None) -> None:
         with self.lock:
             self.calls.append("release")
 
     def verify(self) -> None:
         with self.lock:
             self.calls.append("verify")
+
+    def fence(self) -> None:
+        pass  # never stalls
 
 
 def save(path: Path, rgb: np.ndarray, fmt: str | None = None) -> Path:

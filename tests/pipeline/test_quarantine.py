@@ -16,10 +16,10 @@ from PIL import Image
 from bshmd.cli import main
 from bshmd.config import Config, FolderConfig, GateConfig
 from bshmd.errors import InputRejected
-from bshmd.ingest.claims import ClaimStore
 from bshmd.pipeline import quarantine as q
 from bshmd.pipeline.gate import check_matte
 from bshmd.records import FileKey
+from tests.ingest.helpers import folder_claims
 
 
 def gate_rejection(matte: np.ndarray) -> InputRejected:
@@ -90,8 +90,8 @@ def test_find_entry_accepts_the_file_or_its_record_and_refuses_others(quarantine
 def test_requeue_gives_a_new_key_and_accept_passes_once(quarantined: q.QuarantineEntry, folder: FolderConfig,
                                                         hot: dict[str, Path]) -> None:
     old_key = FileKey.of(hot["quarantine"], quarantined.path)
-    # The claim store holds a done record for the quarantined attempt (same relpath, size, mtime).
-    store = ClaimStore(folder.state_dir, "host-1", 60)
+    # The ledger holds a done row for the quarantined attempt (same relpath, size, mtime).
+    store = folder_claims(hot, "host-1")
     claim = store.try_claim(FileKey("shoot/dancer.png", old_key.size, old_key.mtime_ns))
     assert claim is not None
     claim.complete("quarantined")
@@ -100,7 +100,7 @@ def test_requeue_gives_a_new_key_and_accept_passes_once(quarantined: q.Quarantin
     assert back == hot["in"] / "shoot" / "dancer.png"
     key = FileKey.of(hot["in"], back)
     assert key.mtime_ns != old_key.mtime_ns
-    fresh_store = ClaimStore(folder.state_dir, "host-2", 60)
+    fresh_store = folder_claims(hot, "host-2")
     assert not fresh_store.is_done(key) and fresh_store.try_claim(key) is not None
 
     assert q.accept_marker_path(folder, key).exists()
@@ -148,7 +148,7 @@ def test_accept_writes_results_from_the_stored_matte(on_success: str, hot: dict[
     assert back.exists() == (on_success == "keep")
     assert done.exists() == (on_success == "move")
     if on_success == "keep":  # back in place, but marked done: the daemon will not process it again
-        assert ClaimStore(folder.state_dir, "other", 60).is_done(FileKey.of(hot["in"], back))
+        assert folder_claims(hot, "other").is_done(FileKey.of(hot["in"], back))
     assert q.list_entries(config.folders) == []
     [history] = (hot["quarantine"] / ".history").iterdir()
     assert json.loads(history.read_text())["status"] == "accepted"

@@ -23,7 +23,7 @@ from bshmd.config import Config, parse_config
 from bshmd.ingest import Ingestor
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
-from bshmd.pipeline.retry import RETRY_IN, RetryBackoff
+from bshmd.pipeline.retry import RetryBackoff
 from bshmd.records import FileKey, Job
 from bshmd.service.health import ServiceState
 from tests.waiting import wait_until
@@ -162,7 +162,7 @@ def test_an_unavailable_output_backs_off_per_file_and_a_success_or_a_new_version
                 if r.levelno >= logging.ERROR and "cannot write results" in r.getMessage()]
 
     try:
-        delays = [attempt().extra.get(RETRY_IN) for _ in range(3)]
+        delays = [attempt().outcome.retry_after for _ in range(3)]
         assert outcomes == ["released:output_unavailable"] * 3
         assert delays == [BASE, 2 * BASE, 4 * BASE]
         assert len(errors()) == 1
@@ -170,7 +170,7 @@ def test_an_unavailable_output_backs_off_per_file_and_a_success_or_a_new_version
         assert backing_off(pipeline, "output_unavailable") == 1
 
         (tmp_path / "share" / "out").mkdir()  # the share is back
-        assert RETRY_IN not in attempt().extra
+        assert attempt().outcome.retry_after is None
         assert outcomes[-1] == "processed"
         assert pipeline.health().files_backing_off == 0
 
@@ -179,7 +179,7 @@ def test_an_unavailable_output_backs_off_per_file_and_a_success_or_a_new_version
         (tmp_path / "share" / "out").rename(tmp_path / "share" / "gone")
         info = source.stat()
         os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
-        assert attempt().extra.get(RETRY_IN) == BASE
+        assert attempt().outcome.retry_after == BASE
         assert outcomes[-1] == "released:output_unavailable"
         assert len(errors()) == 2
     finally:

@@ -46,7 +46,25 @@ def _instructions() -> list[tuple[str, str]]:
 
 
 def _compose() -> dict:
-    return yaml.safe_load(COMPOSE.read_text())
+    """docker-compose.yml with its bshmd services only (the ledger's postgres is another image)."""
+    compose = yaml.safe_load(COMPOSE.read_text())
+    compose["services"] = {name: s for name, s in compose["services"].items()
+                           if not str(s.get("image", "")).startswith("postgres")}
+    return compose
+
+
+def test_compose_has_a_postgres_ledger_for_several_hosts_with_its_password_as_a_secret() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text())
+    postgres = compose["services"]["postgres"]
+    assert postgres["profiles"] == ["multi-host"]
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/ledger-password"
+    assert "POSTGRES_PASSWORD" not in postgres["environment"]
+    assert "ledger-password" in compose["secrets"]
+    overlay = yaml.safe_load((REPO / "docker-compose.multi-host.yml").read_text())
+    for name, service in overlay["services"].items():
+        assert name in compose["services"]
+        assert service["environment"]["CREDENTIALS_DIRECTORY"] == "/run/secrets"
+        assert service["environment"]["BSHMD_LEDGER_URL"].startswith("${BSHMD_LEDGER_URL:-postgresql://bshmd@")
 
 
 def _target(volume: str) -> str:

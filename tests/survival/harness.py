@@ -8,7 +8,6 @@ its HTTP endpoints, /proc), as an operator would.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -16,6 +15,7 @@ import random
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -144,6 +144,7 @@ def write_config(path: Path, *, model_dir: Path, input: Path, output: Path, quar
         "shutdown_timeout": 20,
         "logging": {"level": "INFO", "journald": "off"},
         "http": {"enabled": True, "host": "127.0.0.1", "port": free_port()},
+        "state_dir": str(path.parent / "state"),  # the SQLite job ledger, beside the config
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -327,13 +328,25 @@ def log_outcomes(log_text: str, input_root: Path) -> dict[str, Counter[str]]:
     return counts
 
 
-def claim_record(output: Path, relpath: str) -> dict[str, Any] | None:
-    """The claim/done record bshmd keeps for ``relpath`` (see bshmd.ingest.claims)."""
-    name = hashlib.sha256(os.fsencode(relpath)).hexdigest()
+def ledger_records(state_dir: Path, output: Path) -> dict[str, dict[str, Any]]:
+    """relpath → the job ledger's row for every file of the folder whose output is ``output``,
+    read straight from the SQLite file in ``state_dir`` (see bshmd.ledger.store), read-only."""
     try:
-        return json.loads((output / ".bshmd" / "claims" / name[:2] / f"{name}.json").read_bytes())
-    except (OSError, ValueError):
-        return None
+        folder = json.loads((output / ".bshmd" / "ledger.json").read_bytes())["folder"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    database = state_dir / "ledger.db"
+    if not database.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)) as conn:
+        rows = conn.execute("SELECT relpath, state, outcome, reason, holder, pid, epoch FROM jobs WHERE folder = ?",
+                            (folder,)).fetchall()
+    names = ("state", "outcome", "reason", "holder", "pid", "epoch")
+    return {os.fsdecode(row[0]): dict(zip(names, row[1:], strict=True)) for row in rows}
+
+
+def ledger_record(state_dir: Path, output: Path, relpath: str) -> dict[str, Any] | None:
+    return ledger_records(state_dir, output).get(relpath)
 
 
 class CommitCounter:
@@ -461,12 +474,13 @@ def settled(output: Path, quarantine: Path, expected: dict[str, str]) -> bool:
                for relpath in expected)
 
 
-def finished(output: Path, quarantine: Path, expected: dict[str, str]) -> bool:
-    """Every input is finished for good: a done record for results (a result alone may be
-    one a killed run wrote, still to be recovered), a quarantine entry for broken ones."""
+def finished(output: Path, quarantine: Path, expected: dict[str, str], state_dir: Path) -> bool:
+    """Every input is finished for good: a done row for results (a result alone may be one a
+    killed run wrote, still to be recovered), a quarantine entry for broken ones."""
+    records = ledger_records(state_dir, output)
     for relpath, kind in expected.items():
         if kind == "ok":
-            if (claim_record(output, relpath) or {}).get("state") != "done":
+            if (records.get(relpath) or {}).get("state") != "done":
                 return False
         elif not (quarantine / (relpath + REASON)).exists():
             return False
@@ -550,7 +564,9 @@ def kill_loop(workdir: Path, model_dir: Path, *, files: int, kills: int, seed: i
             daemon.start()
         inputs.drop(portions[kills])
         daemon.wait_ready()
-        wait_until(lambda: finished(output, quarantine, inputs.expected) or not daemon.alive(), finish_timeout,
+        state_dir = workdir / "state"
+        wait_until(lambda: finished(output, quarantine, inputs.expected, state_dir) or not daemon.alive(),
+                   finish_timeout,
                    interval=0.5, what="every input to be finished")
         wait_until(lambda: not daemon.alive() or daemon.status()["counts"]["queued"] == 0, 60,
                    what="the daemon to become idle")
@@ -567,6 +583,7 @@ def _judge_kill_loop(inputs: Inputs, output: Path, quarantine: Path, daemon: Dae
     found = audit(output, quarantine)
     problems = found.problems(inputs.expected)
     lines = log_outcomes(daemon.text(), inputs.root)
+    records = ledger_records(Path(yaml.safe_load(daemon.config.read_text())["state_dir"]), output)
     recovered = lost_lines = 0
     for relpath, kind in sorted(inputs.expected.items()):
         if kind != "ok" or not found.results.get(relpath):
@@ -578,10 +595,10 @@ def _judge_kill_loop(inputs: Inputs, output: Path, quarantine: Path, daemon: Dae
         if seen["processed"] > 1:
             problems.append(f"{relpath}: logged as processed {seen['processed']} times")
         recovered += seen["recovered"] > 0
-        record = claim_record(output, relpath) or {}
-        if record.get("state") != "done" or record.get("outcome") != "processed":
-            problems.append(f"{relpath}: claim record is {record.get('state')}/{record.get('outcome')}, "
-                            "expected done/processed")
+        record = records.get(relpath) or {}
+        if record.get("state") != "done" or record.get("outcome") not in ("processed", "recovered"):
+            problems.append(f"{relpath}: ledger row is {record.get('state')}/{record.get('outcome')}, "
+                            "expected done/processed or done/recovered")
         if seen["processed"] + seen["recovered"] == 0:
             # SIGKILL between completing the claim and writing the log line: the done record
             # must then come from a run that was killed.

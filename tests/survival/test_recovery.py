@@ -18,11 +18,11 @@ import pytest
 from PIL import Image
 
 from bshmd.config import parse_config
-from bshmd.ingest.claims import ClaimStore
 from bshmd.pipeline.outputs import output_paths, write_outputs
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
-from tests.survival.harness import claim_record, image_bytes
+from tests.ingest.helpers import folder_claims
+from tests.survival.harness import image_bytes
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +47,21 @@ def _setup(tmp_path: Path):  # noqa: ANN202 - (config, folder, input path, key)
     return config, config.folders[0], source, FileKey("a.png", st.st_size, st.st_mtime_ns)
 
 
+def _claims(folder: Any, instance: str = "station-1") -> Any:
+    return folder_claims({"in": folder.input, "out": folder.output}, instance)
+
+
+def _row(folder: Any, key: FileKey) -> Any:
+    claims = _claims(folder, "checker")
+    return claims.ledger.job(claims.folder_id, key.relpath)
+
+
 def _retaken_job(folder: Any, source: Path, key: FileKey) -> Job:
     """Claim as a run that was killed, then again as the next run of the same instance."""
-    ClaimStore(folder.state_dir, "station-1", 60).try_claim(key)  # the killed run's claim stays
-    claim = ClaimStore(folder.state_dir, "station-1", 60).try_claim(key)
+    assert _claims(folder).try_claim(key) is not None  # the killed run's claim stays
+    claim = _claims(folder).try_claim(key)
     assert claim is not None and claim.taken_from == "station-1"
-    job = Job(folder=folder, path=source, key=key, claim=claim)
-    job.extra["retaken_from"] = claim.taken_from
-    return job
+    return Job(folder=folder, path=source, key=key, claim=claim, taken_from=claim.taken_from)
 
 
 def _run(config: Any, engine: Any, job: Job) -> Pipeline:
@@ -90,8 +97,8 @@ def test_results_written_before_a_crash_are_not_made_again(tmp_path: Path, engin
     assert pipeline.health().processed == 1
     assert pipeline.metrics.inference_seconds._sum.get() == 0  # nothing was inferred
     assert any(r.getMessage().startswith("recovered ") for r in caplog.records)
-    record = claim_record(folder.output, key.relpath)
-    assert record["state"] == "done" and record["outcome"] == "processed"
+    row = _row(folder, key)
+    assert row.state == "done" and row.outcome == "recovered"
 
 
 def test_results_of_another_version_are_made_again(tmp_path: Path, engine: Any) -> None:
@@ -106,12 +113,12 @@ def test_results_of_another_version_are_made_again(tmp_path: Path, engine: Any) 
     assert result.st_mtime_ns == key.mtime_ns  # the new result carries the input's stamp
     with Image.open(paths["cutout"]) as image, Image.open(source) as original:
         assert image.size == original.size
-    assert claim_record(folder.output, key.relpath)["outcome"] == "processed"
+    assert _row(folder, key).outcome == "processed"
 
 
 def test_fresh_results_carry_the_input_mtime(tmp_path: Path, engine: Any) -> None:
     config, folder, source, key = _setup(tmp_path)
-    claim = ClaimStore(folder.state_dir, "station-1", 60).try_claim(key)
+    claim = _claims(folder).try_claim(key)
     _run(config, engine, Job(folder=folder, path=source, key=key, claim=claim))
     paths = output_paths(folder.output, key.relpath, config.outputs_for(folder))
     assert os.stat(paths["cutout"]).st_mtime_ns == key.mtime_ns
