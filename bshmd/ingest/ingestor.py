@@ -650,12 +650,12 @@ class Ingestor:
                     log.debug("%r does not open for reading yet (%s)", str(path), why)
                     folder.tracker.retry_later(path, max(config.settle_seconds / 2, 0.1))
                     continue
-                self._claim_and_hand(folder, path, key)
+                self._mark_ready(folder, path, key)
             except Exception:
                 log.exception("cannot settle %r; will retry", str(path))
                 folder.tracker.retry_later(path, config.poll_seconds)
 
-    def _claim_and_hand(self, folder: _Folder, path: Path, key: FileKey) -> None:
+    def _mark_ready(self, folder: _Folder, path: Path, key: FileKey) -> None:
         """A settled file becomes a ready row, for whichever instance claims it first."""
         config = self._config
         if folder.refused:
