@@ -9,6 +9,7 @@ Ingestor sit idle and prints CPU seconds per minute (this process, all threads) 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import tempfile
@@ -19,7 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bshmd.config import parse_config  # noqa: E402
-from bshmd.ingest import ClaimStore, Ingestor  # noqa: E402
+from bshmd.ingest import Ingestor  # noqa: E402
+from bshmd.ledger.backend import SQLiteBackend  # noqa: E402
+from bshmd.ledger.claims import Claims, FolderClaims  # noqa: E402
+from bshmd.ledger.outcome import Outcome  # noqa: E402
+from bshmd.ledger.store import Ledger  # noqa: E402
 from bshmd.records import FileKey  # noqa: E402
 
 
@@ -34,13 +39,15 @@ def build_tree(base: Path, files: int, folders: int) -> dict[str, Path]:
     hot = {name: base / name for name in ("in", "out", "quarantine")}
     for path in hot.values():
         path.mkdir()
-    store = ClaimStore(hot["out"] / ".bshmd", "bench-setup", 60)
+    os.environ["BSHMD_STATE_DIR"] = str(base / "state")  # the Ingestors below open this ledger
+    store = FolderClaims(Claims(Ledger(SQLiteBackend(base / "state" / "ledger.db"), instance_id="bench-setup"), 60),
+                         hot["in"], hot["out"])
     for index in range(files):
         folder = hot["in"] / f"shoot-{index % folders:04d}"
         folder.mkdir(exist_ok=True)
         path = folder / f"img-{index:05d}.jpg"
         path.write_bytes(b"\xff\xd8" + index.to_bytes(4, "big"))
-        store.try_claim(FileKey.of(hot["in"], path)).complete("processed")
+        store.try_claim(FileKey.of(hot["in"], path)).complete(Outcome("processed"))
     return hot
 
 

@@ -678,12 +678,12 @@ class Ingestor:
                 if fresh_key != key:
                     folder.tracker.check(path, fresh_key)  # it changed after all: settle again
                     continue
-                self._claim_and_hand(folder, path, key)
+                self._mark_ready(folder, path, key)
             except Exception:
                 log.exception("cannot settle %r; will retry", str(path))
                 folder.tracker.retry_later(path, config.poll_seconds)
 
-    def _claim_and_hand(self, folder: _Folder, path: Path, key: FileKey) -> None:
+    def _mark_ready(self, folder: _Folder, path: Path, key: FileKey) -> None:
         """A settled file becomes a ready row, for whichever instance claims it first."""
         config = self._config
         if folder.refused:

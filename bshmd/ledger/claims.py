@@ -365,9 +365,6 @@ class FolderClaims:
         result = self.claim_many([key])[key]
         return result if isinstance(result, LedgerClaim) else None
 
-    def verdict(self, key: FileKey) -> Verdict | LedgerClaim:
-        return self.claim_many([key])[key]
-
     def release_all(self) -> None:
         for claim in self.held():
             claim.release(Outcome(RELEASED, "shutdown"))

@@ -127,6 +127,8 @@ class ServiceState:
         for path, state in self._folders().items():
             if not state.get("available", True):
                 found.append(f"folder unavailable: {path}")
+            if state.get("output_available") is False:
+                found.append(f"output unavailable: {path}: its files wait")
             if state.get("refused"):
                 found.append(f"output tracked by another ledger: {path}")
         ledger = self._ledger()
