@@ -55,6 +55,28 @@ def test_a_copy_paused_longer_than_settle_is_processed_once_and_never_quarantine
     assert (nas["backing"] / "shoot" / "pause.png").read_bytes() == data
 
 
+def test_a_copy_not_finished_settles_again_without_waiting_for_a_full_rescan(nas, engine):
+    """Polling by folder mtimes does not see a file grow; the scanner settles a file released
+    as not finished again by itself, and the ledger kept the release with its retry time."""
+    data = photo_bytes(160, 120, "PNG")
+    half = len(data) // 2
+    with HotFolder(nas_config(nas, rescan_seconds=600), engine) as hot:
+        with open(nas["backing"] / "slow.png", "wb") as writer:
+            write_chunk(writer, data[:half])
+            wait_until(lambda: "released:not_finished" in hot.of("slow.png"), 30,
+                       "the daemon to read the copy during its pause")
+            row = hot.ingestor.ledger.jobs()[0]
+            write_chunk(writer, data[half:])
+        wait_until(lambda: hot.finished("slow.png"), 30, "the finished copy to be processed")
+        outcomes = hot.of("slow.png")
+        done = hot.ingestor.ledger.jobs()[0]
+    assert (row.relpath, row.size, row.reason) == ("slow.png", half, "not_finished")
+    assert row.state in ("released", "claimed") and (row.state == "claimed" or row.retry_after is not None)
+    assert [o for o in outcomes if not o.startswith("released:")] == ["processed"]
+    assert (done.state, done.outcome, done.size) == ("done", "processed", len(data))
+    assert (nas["backing"] / "slow.png").read_bytes() == data
+
+
 def test_a_copy_paused_past_the_grace_is_quarantined_as_truncated_with_every_byte_written(nas, engine):
     data = photo_bytes(160, 120, "JPEG")
     first, second = data[: len(data) // 3], data[len(data) // 3: 2 * len(data) // 3]

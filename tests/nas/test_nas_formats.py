@@ -89,8 +89,13 @@ def test_a_raw_and_jpeg_pair_gives_one_set_of_results(local, engine, raw_pairs, 
     with HotFolder(nas_config(local, raw_pairs=raw_pairs), engine) as hot:
         settle_all(hot, *(name.removesuffix(".cutout.png") for name in expected))
         seen = sorted(relpath for relpath, _ in hot.outcomes)
+        rows = {row.relpath: (row.state, row.outcome, row.reason) for row in hot.ingestor.ledger.jobs()}
     assert results(local["out"]) == expected
     assert seen == [name.removesuffix(".cutout.png") for name in expected]
+    # The half left alone is done in the ledger as skipped, so no instance takes it up later.
+    processed = {name.removesuffix(".cutout.png") for name in expected}
+    assert rows == {name: ("done", "processed", None) if name in processed else ("done", "skipped", "raw_pair")
+                    for name in ("IMG_0001.CR2", "IMG_0001.JPG")}
     assert sorted(p.name for p in local["backing"].iterdir()) == ["IMG_0001.CR2", "IMG_0001.JPG"]
     assert files_under(local["quarantine"]) == []
 
