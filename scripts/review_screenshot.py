@@ -2,9 +2,12 @@
 
 Builds a throw-away hot folder, refuses each photo for a real reason through the real
 quarantine code (the real BSHM matte of the studio portrait, MediaPipe's segmentation of the
-others when ../shared/models is there), serves the page and saves a PNG:
+others when ../shared/models is there), serves the page and saves PNGs: the grid, and the
+viewer on the studio portrait (matte overlay; cut-out on the checkerboard; zoomed in on the hair;
+the matte alone at 200 %), named after the first argument:
 
     .venv/bin/python scripts/review_screenshot.py [/tmp/review.png]
+    # → /tmp/review.png, /tmp/review-viewer-overlay.png, -cutout, -hair-zoom, -matte-200
 """
 
 from __future__ import annotations
@@ -89,10 +92,23 @@ def build(root: Path):  # noqa: ANN201 - Config
     return config
 
 
+def _wait(page, script: str, timeout: float = 30) -> None:  # noqa: ANN001 - playwright Page
+    # page.evaluate, not wait_for_function: the page's CSP forbids the eval the latter uses.
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(script) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+
+
+TILES_LOADED = ("(() => { const l = document.getElementById('viewer').dataset.level;"
+                " const t = Array.from(document.querySelectorAll('#plane img.tile-img[data-level=\"' + l + '\"]'));"
+                " return t.length > 0 && t.every(i => i.dataset.loaded === '1'); })()")
+
+
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/review.png")
+    shots = [target]
     with tempfile.TemporaryDirectory() as tmp:
         config = build(Path(tmp))
         server = ReviewServer(Mounted("/review", ReviewApp(config))).start()
@@ -101,16 +117,32 @@ def main() -> int:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.goto(f"{server.url}/review/")
-                # page.evaluate, not wait_for_function: the page's CSP forbids the eval the latter uses.
-                loaded = "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
-                deadline = time.monotonic() + 30
-                while not page.evaluate(loaded) and time.monotonic() < deadline:
-                    page.wait_for_timeout(100)
+                _wait(page, "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
                 page.screenshot(path=str(target), full_page=True)
+                # The viewer on the studio portrait (newest, so the first card).
+                page.keyboard.press("Enter")
+                for name, keys in (("overlay", []), ("cutout", ["c"]), ("hair-zoom", ["o"]),
+                                   ("matte-200", ["m", "1", "+"])):
+                    for key in keys:
+                        page.keyboard.press(key)
+                    if name == "hair-zoom":  # wheel in on the dancer's hair, then drag it to the middle
+                        page.keyboard.press("0")
+                        page.mouse.move(565, 380)
+                        for _ in range(6):
+                            page.mouse.wheel(0, -100)
+                            page.wait_for_timeout(50)
+                        page.mouse.down()
+                        page.mouse.move(640, 480, steps=4)
+                        page.mouse.up()
+                    _wait(page, TILES_LOADED)
+                    shot = target.with_name(f"{target.stem}-viewer-{name}{target.suffix}")
+                    page.screenshot(path=str(shot))
+                    shots.append(shot)
                 browser.close()
         finally:
             server.stop()
-    print(target)
+    for shot in shots:
+        print(shot)
     return 0
 
 

@@ -335,6 +335,7 @@
       view.tx = Math.round(view.tx); view.ty = Math.round(view.ty);
     }
     plane.style.transform = "translate(" + view.tx + "px," + view.ty + "px) scale(" + view.scale + ")";
+    plane.style.setProperty("--pad", Math.abs(view.scale - Math.round(view.scale)) < 1e-9 ? "0px" : (2 / view.scale) + "px");
     plane.classList.toggle("pixels", view.scale >= 2);
     stage.className = "stage" + (view.mode === "cutout" ? " bg-" + view.bg : "") + (view.mode === "matte" ? " bg-matte" : "");
     const level = Math.max(0, Math.min(geo.levels - 1, Math.floor(Math.log2(1 / (view.scale * (window.devicePixelRatio || 1))))));
@@ -373,8 +374,11 @@
     img.dataset.level = String(level);
     img.style.left = column * span + "px";
     img.style.top = row * span + "px";
-    img.style.width = Math.min(span, geo.width - column * span) + "px";
-    img.style.height = Math.min(span, geo.height - row * span) + "px";
+    // Tiles that meet at a fractional zoom leave a hairline between them; --pad (two screen
+    // pixels, zero at whole zooms so 100 % stays exact) lets each one overlap the next.
+    const lastColumn = (column + 1) * span >= geo.width, lastRow = (row + 1) * span >= geo.height;
+    img.style.width = lastColumn ? (geo.width - column * span) + "px" : "calc(" + span + "px + var(--pad))";
+    img.style.height = lastRow ? (geo.height - row * span) + "px" : "calc(" + span + "px + var(--pad))";
     img.style.zIndex = String(100 - level); // sharper levels cover blurrier ones
     img.addEventListener("load", () => { img.dataset.loaded = "1"; });
     img.addEventListener("error", () => { img.dataset.loaded = "error"; });
