@@ -72,6 +72,7 @@ class Listing:
 
     version: str
     entries: list[quarantine.QuarantineEntry]
+    left: list[tuple[int, str, int]]  # (folder index, shoot, entries waiting): what the page polls
 
 
 def _static_files() -> dict[str, bytes]:
@@ -161,7 +162,7 @@ class ReviewApp:
                 return self._listing
         entries = quarantine.list_entries(self.config.folders)
         self.listings += 1
-        listing = Listing(version, entries)
+        listing = Listing(version, entries, self._left(entries))
         with self._listing_lock:
             self._listing = listing
         return listing
@@ -199,7 +200,7 @@ class ReviewApp:
 
     def _state(self, start_response: StartResponse) -> Iterable[bytes]:
         listing = self.listing()
-        shoots = [{"folder": i, "shoot": shoot, "left": n} for i, shoot, n in self._left(listing.entries)]
+        shoots = [{"folder": i, "shoot": shoot, "left": n} for i, shoot, n in listing.left]
         return self._json(start_response, 200, {"version": listing.version, "total": len(listing.entries),
                                                 "shoots": shoots})
 
@@ -254,7 +255,7 @@ class ReviewApp:
             folders=[(i, str(f.input), per_folder.get(i, 0)) for i, f in enumerate(folders)],
             shoots=[(name, sum(1 for e in in_folder if self.shoot_of(e) == name)) for name in shoots],
             reasons=sorted(per_reason.items(), key=lambda item: (-item[1], item[0])),
-            left=[(str(folders[i].input), shoot, n) for i, shoot, n in self._left(entries)],
+            left=[(str(folders[i].input), shoot, n) for i, shoot, n in listing.left],
             show_folder_in_left=len(folders) > 1,
         )
         body = page.render(rendered).encode("utf-8")
