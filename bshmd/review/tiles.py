@@ -216,10 +216,23 @@ class TileCache:
             return made
 
     def _decode_photo(self, path: Path, size: tuple[int, int]) -> np.ndarray:
+        try:
+            return self._decode_photo_from(path, size)
+        except OSError:
+            with path.open("rb") as file:
+                data = file.read(self.config.limits.max_file_bytes + 1)
+            if data[:2] != b"\xff\xd8":
+                raise
+            # A JPEG cut off mid-copy (as the thumbnails do): an end marker lets the decoder
+            # stop where the data ends, and the viewer shows as much as arrived.
+            return self._decode_photo_from(io.BytesIO(data + b"\xff\xd9"), size)
+
+    @staticmethod
+    def _decode_photo_from(source: Path | io.BytesIO, size: tuple[int, int]) -> np.ndarray:
         import numpy as np
         from PIL import Image, ImageOps
 
-        with _own_pixel_limit(), Image.open(path) as image:
+        with _own_pixel_limit(), Image.open(source) as image:
             orientation = image.getexif().get(0x0112, 1)
             stored = (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
             image.draft("RGB", stored)  # JPEG: decode at 1/2, 1/4 or 1/8 when that is enough

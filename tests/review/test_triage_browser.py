@@ -249,3 +249,26 @@ def test_bulk_accept_of_one_reason_in_one_shoot(open_page, tree: Tree) -> None: 
     assert json.loads((tree.quarantine / "shoot" / "dancer.png.reason.json").read_text())["status"] == "quarantined"
     assert not (tree.output / "shoot" / "dancer.png.cutout.png").exists()
     assert "Accepted 2 files" in page.locator("#toast").inner_text()
+
+
+def test_acting_in_the_viewer_shows_the_next_photo(open_page, tree: Tree) -> None:  # noqa: ANN001
+    page = open_page(height=900)
+    page.keyboard.press("?")
+    assert page.locator("#help").is_visible() and "undo the last action" in page.locator("#help").inner_text()
+    page.keyboard.press("Escape")
+    assert not page.locator("#help").is_visible()
+    page.locator('article.card[data-name="shoot/rocket.jpg"] .tiles').click()  # a click opens the viewer too
+    until(page, lambda: page.get_attribute("#viewer", "data-mode") is not None, "the viewer")
+    assert "rocket.jpg" in page.locator("#viewer-name").inner_text()
+    page.keyboard.press("x")
+    until(page, lambda: "astronaut.png" in page.locator("#viewer-name").inner_text(), "the next photo in the viewer")
+    assert (tree.rejected / "shoot" / "rocket.jpg").is_file()
+    assert page.get_attribute("#viewer", "data-mode") == "photo"  # no matte kept for this one
+    page.keyboard.press("ArrowRight")  # the photo cut off mid-copy: shown as far as it arrived
+    until(page, lambda: "cut-off.jpg" in page.locator("#viewer-name").inner_text(), "the cut-off photo")
+    until(page, lambda: page.eval_on_selector_all("#plane img.tile-img", "ts => ts.length > 0 && "
+                                                  "ts.every(t => t.dataset.loaded === '1')"), "its tiles")
+    page.keyboard.press("ArrowRight")
+    until(page, lambda: "no preview" in page.locator("#plane").inner_text(), "the note that is not a picture")
+    page.keyboard.press("Escape")
+    assert current(page) == "notes.jpg"
