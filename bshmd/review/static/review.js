@@ -19,7 +19,7 @@
   const POLL_MS = 1000;
   let toastTimer = null;
   let currentId = null; // the card the keys act on
-  let busy = false; // one action at a time from the keyboard
+  let inFlight = 0; // actions sent and not answered yet
   let actionSeq = 0; // a refresh that started before an action is stale
   const undoStack = []; // [{action, tokens}], newest last: this page's session
 
@@ -100,23 +100,32 @@
     return reply.results;
   }
 
-  // Act on cards; the card after the last one acted on becomes current (acting advances).
+  // Act on cards and move on at once, before the answer: keys can run ahead of the server,
+  // which takes actions one at a time. A card that could not be changed stays, with the reason.
   async function act(action, chosen) {
-    chosen = chosen.filter((c) => !(action === "accept" && c.dataset.matte === "0"));
-    if (chosen.length === 0 || busy) return;
-    busy = true;
+    const asked = chosen.length;
+    chosen = chosen.filter((c) => !c.classList.contains("busy") && !(action === "accept" && c.dataset.matte === "0"));
+    if (chosen.length === 0) {
+      if (asked && action === "accept") show("No matte was kept for this photo: requeue it instead.", true);
+      return;
+    }
+    inFlight += 1;
     actionSeq += 1;
-    const all = cards();
+    const all = cards().filter((c) => !c.classList.contains("busy") || chosen.includes(c));
     const after = all.slice(all.indexOf(chosen[chosen.length - 1]) + 1).find((c) => !chosen.includes(c))
       || all.slice(0, all.indexOf(chosen[0])).reverse().find((c) => !chosen.includes(c));
     chosen.forEach((c) => { c.classList.add("busy"); c.querySelectorAll("button").forEach((b) => { b.disabled = true; }); });
+    if (chosen.some((c) => c.dataset.id === currentId || c.dataset.id === view.id)) {
+      setCurrent(after ? after.dataset.id : null, true);
+      if (!viewer.hidden) { if (after) openViewer(after.dataset.id); else closeViewer(); }
+    }
     let results;
     try {
       results = report(action, await post({ action: action, ids: chosen.map((c) => c.dataset.id) }));
     } catch (error) {
-      chosen.forEach((c) => { c.classList.remove("busy"); c.querySelectorAll("button").forEach((b) => { b.disabled = false; }); });
+      chosen.forEach((c) => { c.classList.remove("busy"); c.querySelectorAll("button").forEach((b) => { b.disabled = b.dataset.action === "accept" && c.dataset.matte === "0"; }); });
       show("Nothing was changed: " + error.message, true);
-      busy = false;
+      inFlight -= 1;
       return;
     }
     const gone = new Set(results.filter((r) => r.ok).map((r) => r.id));
@@ -129,20 +138,15 @@
         card.querySelectorAll("button").forEach((b) => { b.disabled = b.dataset.action === "accept" && card.dataset.matte === "0"; });
       }
     });
-    if (gone.has(currentId)) {
-      setCurrent(after ? after.dataset.id : null, true);
-      if (!viewer.hidden) { if (after) openViewer(after.dataset.id); else closeViewer(); }
-    }
-    busy = false;
+    inFlight -= 1;
     refreshSelection();
-    refresh();
+    if (!inFlight) refresh();
   }
 
   async function undo() {
     const last = undoStack.pop();
     if (!last) { show("Nothing to undo on this page.", false); return; }
-    if (busy) { undoStack.push(last); return; }
-    busy = true;
+    inFlight += 1;
     actionSeq += 1;
     try {
       const reply = await post({ action: "undo", ids: last.tokens });
@@ -151,14 +155,15 @@
       let text = back.length ? "Undid " + last.action + " of " + back.length + (back.length === 1 ? " file" : " files") + ": back in quarantine." : "";
       if (failed.length) text += (text ? "\n" : "") + failed.join("\n");
       show(text, failed.length > 0);
-      busy = false;
+      inFlight -= 1;
       await refresh();
       if (back.length) {
         setCurrent(back[0].entry, true);
         if (!viewer.hidden && currentId) openViewer(currentId);
       }
     } catch (error) {
-      busy = false;
+      inFlight -= 1;
+      undoStack.push(last);
       show("Nothing was undone: " + error.message, true);
     }
   }
@@ -195,7 +200,7 @@
       const response = await fetch(window.location.href, { credentials: "same-origin", cache: "no-store" });
       if (!response.ok) return;
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-      if (seq !== actionSeq || busy) continue; // an action ran meanwhile: this copy may predate it
+      if (seq !== actionSeq || inFlight) continue; // an action ran meanwhile: this copy may predate it
       merge(fresh);
       return;
     }
@@ -235,7 +240,7 @@
       const response = await fetch(base + "/api/state", { credentials: "same-origin", cache: "no-store" });
       if (response.ok) {
         const state = await response.json();
-        if (state.version !== document.body.dataset.version && !busy) await refresh();
+        if (state.version !== document.body.dataset.version && !inFlight) await refresh();
       }
     } catch (error) { /* the daemon restarts: try again at the next tick */ }
     setTimeout(poll, POLL_MS);
@@ -260,7 +265,9 @@
     if (token !== view.token) return;
     if (!response.ok) { closeViewer(); return; }
     const geo = await response.json();
-    const sameEntry = view.id === id;
+    // The next photo of a shoot usually has the same size: keep the zoom and place, so a
+    // reviewer checking hair at 100 % stays on the hair from one photo to the next.
+    const keepView = view.id !== null && view.geo && view.geo.width === geo.width && view.geo.height === geo.height;
     view.id = id;
     view.geo = geo;
     view.version = card.dataset.version;
@@ -270,7 +277,7 @@
     document.getElementById("viewer-reason").textContent = card.dataset.title;
     viewer.dataset.id = id;
     resetPlane();
-    if (!sameEntry || !view.scale) fit();
+    if (!keepView) fit();
     render();
   }
 
