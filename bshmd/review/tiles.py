@@ -230,16 +230,24 @@ class TileCache:
     @staticmethod
     def _decode_photo_from(source: Path | io.BytesIO, size: tuple[int, int]) -> np.ndarray:
         import numpy as np
-        from PIL import Image, ImageOps
+        from PIL import Image
 
+        # One decoded copy at a time (a 24 MP photo is about 100 MB as an image): turn and
+        # convert only when needed, where ImageOps.exif_transpose and convert always copy.
         with _own_pixel_limit(), Image.open(source) as image:
             orientation = image.getexif().get(0x0112, 1)
             stored = (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
             image.draft("RGB", stored)  # JPEG: decode at 1/2, 1/4 or 1/8 when that is enough
-            oriented = ImageOps.exif_transpose(image).convert("RGB")
-        if oriented.size != size:
-            oriented = _shrink(oriented, size)
-        return np.asarray(oriented, dtype=np.uint8)
+            picture = image.convert("RGB") if image.mode != "RGB" else image
+            picture.load()
+            t = Image.Transpose  # EXIF orientation → the turn that shows the picture as it was taken
+            turn = {2: t.FLIP_LEFT_RIGHT, 3: t.ROTATE_180, 4: t.FLIP_TOP_BOTTOM, 5: t.TRANSPOSE,
+                    6: t.ROTATE_270, 7: t.TRANSVERSE, 8: t.ROTATE_90}.get(orientation)
+            if turn is not None:
+                picture = picture.transpose(turn)
+            if picture.size != size:
+                picture = _shrink(picture, size)
+            return np.asarray(picture, dtype=np.uint8)
 
     @staticmethod
     def _decode_matte(path: Path | None, level: int, size: tuple[int, int]) -> np.ndarray:

@@ -206,3 +206,20 @@ def test_undo_is_refused_once_another_instance_took_the_requeued_file(served: Se
     assert status == 200 and body["results"][0]["ok"] is False
     assert not Path(tree.folder.state_dir / "review-undo").exists() or not any(
         (tree.folder.state_dir / "review-undo").rglob("*.png"))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_turned_as_pillow_turns_it(orientation: int) -> None:
+    from PIL import ImageOps
+
+    from bshmd.review.tiles import TileCache
+
+    pixels = np.random.default_rng(orientation).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    encoded = io.BytesIO()
+    Image.fromarray(pixels).save(encoded, "PNG", exif=exif)
+    with Image.open(io.BytesIO(encoded.getvalue())) as opened:
+        expected = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
+    got = TileCache._decode_photo_from(io.BytesIO(encoded.getvalue()), (expected.shape[1], expected.shape[0]))  # noqa: SLF001
+    assert np.array_equal(got, expected)
