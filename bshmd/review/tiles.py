@@ -19,6 +19,7 @@ the number of entries viewed. JPEG photos are decoded at reduced size for levels
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import logging
 import math
@@ -213,6 +214,7 @@ class TileCache:
                 self._levels[(key, level)] = made
                 while sum(v.pixels for v in self._levels.values()) > self.memory_pixels and len(self._levels) > 1:
                     self._levels.popitem(last=False)
+            _trim()
             return made
 
     def _decode_photo(self, path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -275,6 +277,27 @@ class TileCache:
             log.warning("review: cannot cache a tile in %s: %s", path.parent, exc)
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+def _trim() -> None:
+    """Hand the freed pages of a decode back to the system.
+
+    A decode frees some hundred megabytes in blocks small enough for malloc to keep for later,
+    in whichever of its per-thread arenas the request's thread used; without this the
+    server's resident size wanders up and down by that much with the requests' threads.
+    """
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL("libc.so.6")
+            _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _libc = False  # not glibc: nothing to do
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+_libc: ctypes.CDLL | bool | None = None
 
 
 def _shrink(image, size: tuple[int, int]):  # noqa: ANN001, ANN202 - PIL images
