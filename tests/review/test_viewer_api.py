@@ -223,3 +223,41 @@ def test_every_exif_orientation_is_turned_as_pillow_turns_it(orientation: int) -
         expected = np.asarray(ImageOps.exif_transpose(opened).convert("RGB"))
     got = TileCache._decode_photo_from(io.BytesIO(encoded.getvalue()), (expected.shape[1], expected.shape[0]))  # noqa: SLF001
     assert np.array_equal(got, expected)
+
+
+def test_the_viewer_and_the_polled_state_follow_the_same_access_rules(tree: Tree) -> None:
+    from bshmd.review.app import ReviewApp
+    from bshmd.review.server import Mounted, ReviewServer
+
+    token = "a-review-token-of-some-length"
+    config = tree.config.model_copy(update={"http": tree.config.http.model_copy(update={"token": token})})
+    app = ReviewApp(config)
+    server = ReviewServer(Mounted("/review", app)).start()
+    try:
+        served = Served(app, server)
+        bearer = {"Authorization": f"Bearer {token}"}
+        dancer = entries(served, bearer)["dancer.png"]["id"]
+        for path in ("/review/api/state", f"/review/api/view/{dancer}", f"/review/tile/{dancer}/matte/0/0/0"):
+            assert request(server.url, path)[0] == 401, path
+            assert request(server.url, path, headers=bearer)[0] == 200, path
+        # Undo and bulk are actions: same-origin JSON or the bearer token, as the others.
+        undo = json.dumps({"action": "undo", "ids": ["x"]}).encode()
+        bulk = json.dumps({"action": "reject", "filter": {"reason": "truncated"}, "count": 1}).encode()
+        for body in (undo, bulk):
+            status = request(server.url, "/review/api/actions", method="POST", body=body,
+                             headers={"Content-Type": "application/json", "Cookie": "bshmd_review=x"})[0]
+            assert status == 401
+            status = request(server.url, "/review/api/actions", method="POST", body=body,
+                             headers={"Content-Type": "text/plain", **bearer})[0]
+            assert status == 403
+        assert (tree.quarantine / "shoot" / "cut-off.jpg").is_file()
+    finally:
+        server.stop()
+    # Without a token: loopback names only, whatever the route.
+    app = ReviewApp(tree.config)
+    server = ReviewServer(Mounted("/review", app)).start()
+    try:
+        for path in ("/review/api/state", "/review/tile/0-x/matte/0/0/0"):
+            assert request(server.url, path, headers={"Host": "attacker.example:80"})[0] == 421
+    finally:
+        server.stop()
