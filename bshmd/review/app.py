@@ -21,15 +21,12 @@ entry's top-level folder inside its quarantine folder; counts of what is left ar
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -40,6 +37,7 @@ from bshmd.errors import InputRejected
 from bshmd.pipeline import quarantine
 from bshmd.review import ids, page
 from bshmd.review.access import Access
+from bshmd.review.listing import Waiting, shoot_of
 from bshmd.review.thumbnails import KINDS, ThumbnailCache
 from bshmd.review.tiles import TILE_KINDS, TileCache
 from bshmd.review.undo import Done, UndoBook, UndoRefused
@@ -49,7 +47,6 @@ log = logging.getLogger("bshmd.review")
 PAGE_SIZE = 100
 MAX_BODY = 1 << 20
 ACTIONS = ("accept", "requeue", "reject")
-NO_SHOOT = ""  # entries straight in the quarantine folder, not in a shoot folder
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".svg": "image/svg+xml"}
 _SECURITY_HEADERS = [
@@ -64,15 +61,6 @@ _STATUS_TEXT = {200: "OK", 303: "See Other", 308: "Permanent Redirect", 400: "Ba
                 413: "Content Too Large", 415: "Unsupported Media Type", 421: "Misdirected Request"}
 
 StartResponse = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class Listing:
-    """The waiting entries at one moment, with the version the page compares to see a change."""
-
-    version: str
-    entries: list[quarantine.QuarantineEntry]
-    left: list[tuple[int, str, int]]  # (folder index, shoot, entries waiting): what the page polls
 
 
 def _static_files() -> dict[str, bytes]:
@@ -98,11 +86,9 @@ class ReviewApp:
         self.thumbnails = ThumbnailCache(config)
         self.tiles = TileCache(config, self.thumbnails)
         self.undo_book = UndoBook(config)
-        self.listings = 0  # how many times the records were read (the rest came from memory)
+        self.waiting = Waiting(config.folders)
         self._static = _static_files()
         self._action_lock = threading.Lock()  # one action at a time: two clicks never race on a file
-        self._listing_lock = threading.Lock()
-        self._listing: Listing | None = None
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -149,75 +135,22 @@ class ReviewApp:
 
     # --- the listing ---------------------------------------------------------------------
 
-    def listing(self) -> Listing:
-        """The waiting entries; the records are read again only when a quarantine folder changed.
-
-        The page polls this: a walk with one stat per record is cheap, reading a thousand
-        records is not. Any action or new entry adds, removes or rewrites a ``.reason.json``,
-        which changes its folder's listing or the record's size and mtime.
-        """
-        version = self._signature()
-        with self._listing_lock:
-            if self._listing is not None and self._listing.version == version:
-                return self._listing
-        entries = quarantine.list_entries(self.config.folders)
-        self.listings += 1
-        listing = Listing(version, entries, self._left(entries))
-        with self._listing_lock:
-            self._listing = listing
-        return listing
-
-    def _signature(self) -> str:
-        digest = hashlib.sha256()
-        for folder in self.config.folders:
-            digest.update(os.fsencode(folder.quarantine) + b"\0")
-            for dirpath, dirnames, filenames in os.walk(folder.quarantine):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                digest.update(os.fsencode(dirpath) + b"\0")
-                for name in sorted(filenames):
-                    if name.endswith(quarantine.REASON_SUFFIX):
-                        try:
-                            info = os.stat(os.path.join(dirpath, name))
-                        except OSError:
-                            continue
-                        digest.update(os.fsencode(name) + f"\0{info.st_size}:{info.st_mtime_ns}\0".encode())
-        return digest.hexdigest()[:16]
-
     def _entries(self) -> list[quarantine.QuarantineEntry]:
-        return self.listing().entries
-
-    def shoot_of(self, entry: quarantine.QuarantineEntry) -> str:
-        parts = entry.path.relative_to(entry.folder.quarantine).parts
-        return parts[0] if len(parts) > 1 else NO_SHOOT
-
-    def _index_of(self, entry: quarantine.QuarantineEntry) -> int:
-        return next(i for i, f in enumerate(self.config.folders) if f.quarantine == entry.folder.quarantine)
-
-    def _left(self, entries: list[quarantine.QuarantineEntry]) -> list[tuple[int, str, int]]:
-        """(folder index, shoot, entries left), in the order of the folders, then by name."""
-        counts = Counter((self._index_of(e), self.shoot_of(e)) for e in entries)
-        return sorted(((i, shoot, n) for (i, shoot), n in counts.items()), key=lambda item: (item[0], item[1]))
+        return self.waiting.current().entries
 
     def _state(self, start_response: StartResponse) -> Iterable[bytes]:
-        listing = self.listing()
+        listing = self.waiting.current()
         shoots = [{"folder": i, "shoot": shoot, "left": n} for i, shoot, n in listing.left]
         return self._json(start_response, 200, {"version": listing.version, "total": len(listing.entries),
                                                 "shoots": shoots})
-
-    def _matching(self, entries: list[quarantine.QuarantineEntry], folder: int | None, shoot: str | None,
-                  reason: str | None) -> list[quarantine.QuarantineEntry]:
-        return [e for e in entries
-                if (folder is None or self._index_of(e) == folder)
-                and (shoot is None or self.shoot_of(e) == shoot)
-                and (reason is None or e.reason == reason)]
 
     # --- pages ---------------------------------------------------------------------------
 
     def _entry_json(self, entry: quarantine.QuarantineEntry) -> dict[str, Any]:
         return {
             "id": ids.entry_id(self.config.folders, entry),
-            "folder": self._index_of(entry),
-            "shoot": self.shoot_of(entry),
+            "folder": self.waiting.index_of(entry),
+            "shoot": shoot_of(entry),
             "name": entry.path.relative_to(entry.folder.quarantine).as_posix(),
             "reason": entry.reason,
             "message": entry.record.get("message", ""),
@@ -235,25 +168,25 @@ class ReviewApp:
         shoot_values = query.get("shoot")
         shoot_filter = shoot_values[-1] if shoot_values and shoot_values[-1] != "*" else None
         reason_filter = query.get("reason", [""])[-1] or None
-        listing = self.listing()
+        listing = self.waiting.current()
         entries = listing.entries
-        per_folder = Counter(self._index_of(e) for e in entries)
-        in_folder = self._matching(entries, folder_filter, None, None)
+        per_folder = Counter(self.waiting.index_of(e) for e in entries)
+        in_folder = self.waiting.matching(entries, folder_filter, None, None)
         # A chosen shoot stays chosen when its last entry goes: the page shows "none left",
         # not suddenly every other shoot's entries.
-        shoots = sorted({self.shoot_of(e) for e in in_folder} | ({shoot_filter} if shoot_filter is not None else set()))
-        in_shoot = self._matching(in_folder, None, shoot_filter, None)
+        shoots = sorted({shoot_of(e) for e in in_folder} | ({shoot_filter} if shoot_filter is not None else set()))
+        in_shoot = self.waiting.matching(in_folder, None, shoot_filter, None)
         per_reason = Counter(e.reason for e in in_shoot)
-        matching = self._matching(in_shoot, None, None, reason_filter)
+        matching = self.waiting.matching(in_shoot, None, None, reason_filter)
         pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
         page_number = min(max(1, _int_or_none(query.get("page", [""])[-1]) or 1), pages)
         shown = matching[(page_number - 1) * PAGE_SIZE: page_number * PAGE_SIZE]
-        cards = [self._card(entry, self._index_of(entry)) for entry in shown]
+        cards = [self._card(entry, self.waiting.index_of(entry)) for entry in shown]
         rendered = page.Listing(
             base=base, cards=cards, total=len(entries), matching=len(matching), page=page_number, pages=pages,
             folder=folder_filter, shoot=shoot_filter, reason=reason_filter, version=listing.version,
             folders=[(i, str(f.input), per_folder.get(i, 0)) for i, f in enumerate(folders)],
-            shoots=[(name, sum(1 for e in in_folder if self.shoot_of(e) == name)) for name in shoots],
+            shoots=[(name, sum(1 for e in in_folder if shoot_of(e) == name)) for name in shoots],
             reasons=sorted(per_reason.items(), key=lambda item: (-item[1], item[0])),
             left=[(str(folders[i].input), shoot, n) for i, shoot, n in listing.left],
             show_folder_in_left=len(folders) > 1,
@@ -267,7 +200,7 @@ class ReviewApp:
             id=ids.entry_id(self.config.folders, entry),
             name=entry.path.relative_to(entry.folder.quarantine).as_posix(),
             folder_label=str(self.config.folders[index].input),
-            shoot=self.shoot_of(entry),
+            shoot=shoot_of(entry),
             reason=entry.reason,
             message=str(record.get("message", "")),
             measured=record.get("measured"),
@@ -376,7 +309,7 @@ class ReviewApp:
             return self._json(start_response, 400, {"error": "a bulk action names a 'reason' (and optionally "
                                                              "'folder' and 'shoot') and the confirmed 'count'"})
         with self._action_lock:
-            chosen = self._matching(self.listing().entries, folder, shoot, reason)
+            chosen = self.waiting.matching(self.waiting.current().entries, folder, shoot, reason)
             if len(chosen) != count:
                 return self._json(start_response, 409, {"error": f"{len(chosen)} entries match now, not {count}: "
                                                                  "nothing was changed", "count": len(chosen)})

@@ -143,10 +143,10 @@ def test_the_polled_state_reads_records_only_when_something_changed(served: Serv
 
     first = state()
     assert first["total"] == 5 and first["shoots"] == [{"folder": 0, "shoot": "shoot", "left": 5}]
-    reads = served.app.listings
+    reads = served.app.waiting.reads
     for _ in range(5):
         assert state()["version"] == first["version"]
-    assert served.app.listings == reads
+    assert served.app.waiting.reads == reads
     source = tree.input / "late" / "x.jpg"
     source.parent.mkdir()
     source.write_bytes(b"text")
