@@ -1,4 +1,4 @@
-"""The review page as a WSGI application: the grid, its thumbnails, and the three actions.
+"""The review page as a WSGI application: the grid, the viewer's images, the actions and undo.
 
 Routes, below wherever the app is mounted (``SCRIPT_NAME``, e.g. ``/review``)::
 

@@ -236,6 +236,7 @@
   }
 
   async function poll() {
+    if (document.hidden) { setTimeout(poll, POLL_MS); return; } // a tab in the background asks nothing
     try {
       const response = await fetch(base + "/api/state", { credentials: "same-origin", cache: "no-store" });
       if (response.ok) {
@@ -443,6 +444,7 @@
       return;
     }
     if (typing && !(event.target.type === "checkbox")) return;
+    if ((key === "Enter" || key === " ") && event.target.closest && event.target.closest("button, a, summary")) return;
     const inViewer = !viewer.hidden;
     const handled = () => event.preventDefault();
     const current = cardById(inViewer ? view.id : currentId);
