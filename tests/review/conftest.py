@@ -14,7 +14,7 @@ from PIL import Image
 from bshmd.config import Config, GateConfig, parse_config
 from bshmd.errors import InputRejected
 from bshmd.pipeline.decode import decode_image
-from bshmd.pipeline.gate import check_input, check_matte
+from bshmd.pipeline.gate import check_input, check_matte, measure_matte
 from bshmd.pipeline.quarantine import quarantine_input
 from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
@@ -41,6 +41,26 @@ def rocket_matte() -> np.ndarray:
         pytest.skip(f"{model} is absent: the shared test material is not beside this checkout")
     rgb = decode_image(SHARED / "testdata" / "no-person-rocket.jpg", max_pixels=10**8, max_file_bytes=10**9)
     return selfie_matte(model, rgb)
+
+
+@pytest.fixture
+def studio_png(shared_testdata: Path) -> Path:
+    """A real portrait (the same fixture as tests/pipeline's, for this folder)."""
+    return shared_testdata / "portrait-studio.png"
+
+
+@pytest.fixture
+def studio_matte(shared_testdata: Path) -> np.ndarray:
+    """A real network's matte of ``studio_png`` (uint8 H×W)."""
+    with Image.open(shared_testdata / "portrait-studio.bshm-alpha.png") as image:
+        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
+
+
+def soft_edge_gate(matte: np.ndarray) -> GateConfig:
+    """A gate stricter than the default about soft edges, so that this real matte is refused."""
+    uncertain = measure_matte(matte)["uncertain"]
+    assert uncertain > 0, "the matte has no soft edge at all"
+    return GateConfig(max_uncertain=uncertain / 2)
 
 
 @dataclass
@@ -71,7 +91,8 @@ class Tree:
         return self.folder.rejected_dir
 
 
-def make_tree(tmp_path: Path, rocket_matte: np.ndarray, **overrides: object) -> Tree:
+def make_tree(tmp_path: Path, rocket_matte: np.ndarray, studio_png: Path, studio_matte: np.ndarray,
+              **overrides: object) -> Tree:
     testdata = SHARED / "testdata"
     if not testdata.exists():
         pytest.skip(f"{testdata} is absent: the shared test material is not beside this checkout")
@@ -104,17 +125,15 @@ def make_tree(tmp_path: Path, rocket_matte: np.ndarray, **overrides: object) -> 
     quarantine("astronaut.png", _rejection(check_input, rgb, GateConfig(min_input_side=1000)))
     place("rocket.jpg", rocket)
     quarantine("rocket.jpg", _rejection(check_matte, rocket_matte, GateConfig()), rocket_matte)
-    shutil.copy(testdata / "portrait-studio.png", hot["in"] / "shoot" / "dancer.png")
-    with Image.open(testdata / "portrait-studio.bshm-alpha.png") as image:
-        studio_matte = np.asarray(image.convert("L"), dtype=np.uint8).copy()
-    # The real BSHM matte, refused by a gate stricter than the default about soft edges.
-    quarantine("dancer.png", _rejection(check_matte, studio_matte, GateConfig(max_uncertain=0.005)), studio_matte)
+    shutil.copy(studio_png, hot["in"] / "shoot" / "dancer.png")
+    # A real matte, refused by a gate stricter than the default about soft edges.
+    quarantine("dancer.png", _rejection(check_matte, studio_matte, soft_edge_gate(studio_matte)), studio_matte)
     return Tree(config, tmp_path)
 
 
 @pytest.fixture
-def tree(tmp_path: Path, rocket_matte: np.ndarray) -> Tree:
-    return make_tree(tmp_path, rocket_matte)
+def tree(tmp_path: Path, rocket_matte: np.ndarray, studio_png: Path, studio_matte: np.ndarray) -> Tree:
+    return make_tree(tmp_path, rocket_matte, studio_png, studio_matte)
 
 
 @dataclass

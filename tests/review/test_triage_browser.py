@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -16,12 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bshmd.config import GateConfig
 from bshmd.errors import InputRejected
 from bshmd.pipeline.gate import check_matte
 from bshmd.pipeline.quarantine import quarantine_input
 
-from .conftest import SHARED, Served, Tree
+from .conftest import Served, Tree, soft_edge_gate
 from .test_browser import CHROMIUM, CHROMIUM_ARGS, until
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (CI installs Debian's chromium)")
@@ -70,23 +70,18 @@ def current(page) -> str | None:  # noqa: ANN001
     return Path(found[0]).name if found else None
 
 
-def studio_matte() -> np.ndarray:
-    with Image.open(SHARED / "testdata" / "portrait-studio.bshm-alpha.png") as image:
-        return np.asarray(image.convert("L"), dtype=np.uint8).copy()
-
-
-def add_dancer(tree: Tree, shoot: str, name: str) -> None:
-    """One more real gate refusal: the studio photo, its BSHM matte, a strict soft-edge limit."""
+def add_dancer(tree: Tree, shoot: str, name: str, photo: Path, matte: np.ndarray) -> None:
+    """One more real gate refusal: the portrait, its real matte, a strict soft-edge limit."""
     source = tree.input / shoot / name
     source.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SHARED / "testdata" / "portrait-studio.png", source)
-    matte = studio_matte()
+    shutil.copy(photo, source)
     with pytest.raises(InputRejected) as caught:
-        check_matte(matte, GateConfig(max_uncertain=0.005))
+        check_matte(matte, soft_edge_gate(matte))
     quarantine_input(tree.folder, source, PurePosixPath(shoot, name), caught.value, instance_id="test-host", matte=matte)
 
 
-def test_viewer_shows_the_matte_pixel_for_pixel_at_100_percent(open_page, tree: Tree) -> None:  # noqa: ANN001
+def test_viewer_shows_the_matte_pixel_for_pixel_at_100_percent(open_page, tree: Tree,  # noqa: ANN001
+                                                                studio_matte: np.ndarray) -> None:
     page = open_page(height=900)
     assert current(page) == "dancer.png"
     page.keyboard.press("Enter")
@@ -101,17 +96,21 @@ def test_viewer_shows_the_matte_pixel_for_pixel_at_100_percent(open_page, tree: 
         return bool(states) and all(s == "1" for s in states)
 
     until(page, tiles_loaded, "the full-resolution matte tiles")
-    # 948×533 in 512-pixel tiles: four requests, none of them the whole picture.
+    # The whole picture is on screen at 100 %: one request per 512-pixel tile, none of them all of it.
+    matte = studio_matte
+    height, width = matte.shape
     sources = page.eval_on_selector_all("#plane img.tile-img[data-level='0']", "ts => ts.map(t => t.src)")
-    assert sorted(s.split("/tile/")[1].split("/", 1)[1].split("?")[0] for s in sources) == [
-        "matte/0/0/0", "matte/0/0/1", "matte/0/1/0", "matte/0/1/1"]
+    assert sorted(s.split("/tile/")[1].split("/", 1)[1].split("?")[0] for s in sources) == sorted(
+        f"matte/0/{column}/{row}" for column in range(math.ceil(width / 512)) for row in range(math.ceil(height / 512)))
     box = page.locator("#stage").bounding_box()
     tx, ty = (int(float(page.get_attribute("#viewer", f"data-{a}"))) for a in ("tx", "ty"))
-    matte = studio_matte()
-    # The hair above the dancer's head: soft values between clear person and clear background.
+    # The edge of the person (hair, fingers): the patch of 16×16 with the most detail, so a
+    # view shifted or scaled by a pixel would not match.
     soft = np.argwhere((matte > 40) & (matte < 215))
-    y, x = (int(v) for v in soft[len(soft) // 2])
-    y, x = max(y - 8, 0), max(x - 8, 0)
+    assert len(soft), "the matte has no soft edge"
+    y, x = max(((int(a), int(b)) for a, b in soft[:: max(1, len(soft) // 200)]),
+               key=lambda p: np.ptp(matte[max(p[0] - 8, 0):p[0] + 8, max(p[1] - 8, 0):p[1] + 8]))
+    y, x = min(max(y - 8, 0), height - 16), min(max(x - 8, 0), width - 16)
     shot = page.screenshot(clip={"x": box["x"] + tx + x, "y": box["y"] + ty + y, "width": 16, "height": 16})
     seen = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
     expected = matte[y:y + 16, x:x + 16].astype(np.int16)
@@ -228,9 +227,10 @@ def test_new_entries_and_actions_elsewhere_appear_without_reload(open_page, tree
     assert current(page) == "astronaut.png"
 
 
-def test_bulk_accept_of_one_reason_in_one_shoot(open_page, tree: Tree) -> None:  # noqa: ANN001
-    add_dancer(tree, "wedding", "first-dance.png")
-    add_dancer(tree, "wedding", "last-dance.png")
+def test_bulk_accept_of_one_reason_in_one_shoot(open_page, tree: Tree, studio_png: Path,  # noqa: ANN001
+                                                 studio_matte: np.ndarray) -> None:
+    add_dancer(tree, "wedding", "first-dance.png", studio_png, studio_matte)
+    add_dancer(tree, "wedding", "last-dance.png", studio_png, studio_matte)
     page = open_page("?shoot=wedding&reason=uncertain_matte")
     assert sorted(names(page)) == ["first-dance.png", "last-dance.png"]
     messages: list[str] = []
