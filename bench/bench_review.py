@@ -1,8 +1,10 @@
 """How fast the review page is with 1,000 waiting 24 MP photos, and whether viewing grows memory.
 
-Builds a quarantine tree of 1,000 entries of 24 MP JPEGs (6528×3672) with full-size mattes:
-three distinct photos made from the real studio portrait and its real BSHM matte (scaled up;
-mirrored; shifted in colour), each refused through the real quarantine code, then hard-linked
+Builds a quarantine tree of 1,000 entries of 24 MP JPEGs with full-size mattes: three
+distinct photos made from a real portrait and a real network's matte of it (``--photo`` and
+``--matte``, or the first ``portrait-*.png`` with its ``*-alpha.png`` in tests/data/photos/,
+else ../shared/testdata), scaled up to 24 MP, mirrored, shifted in colour, each refused
+through the real quarantine code (a gate strict about soft edges), then hard-linked
 under 1,000 names in ten shoots, so the disk holds three photos, not a thousand. Thumbnails
 are made once per distinct photo and copied to every entry's cache name (the page's figures
 are "after the thumbnails exist"); one entry is left without, to time making them.
@@ -18,7 +20,7 @@ and headless Chromium measures, side by side:
 - the server's resident memory (VmRSS) after viewing 10, 30 and --views entries at fit and at
   100 % (each a fresh 24 MP decode).
 
-    .venv/bin/python bench/bench_review.py [--entries 1000] [--views 60]
+    .venv/bin/python bench/bench_review.py [--entries 1000] [--views 60] [--photo P --matte M]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import shutil
 import statistics
@@ -41,29 +44,45 @@ from PIL import Image
 
 from bshmd.config import GateConfig, parse_config
 from bshmd.errors import InputRejected
-from bshmd.pipeline.gate import check_matte
+from bshmd.pipeline.gate import check_matte, measure_matte
 from bshmd.pipeline.quarantine import list_entries, quarantine_input
 from bshmd.review.thumbnails import _DONE, KINDS, ThumbnailCache
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "testdata"
+REPO = Path(__file__).resolve().parents[1]
+PHOTO_FOLDERS = (REPO / "tests" / "data" / "photos", REPO.parent / "shared" / "testdata")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-SIZE = (6528, 3672)  # 23.97 MP, the studio portrait's 16:9
+PIXELS = 24_000_000
 TILES_LOADED = ("(() => { const v = document.getElementById('viewer'); if (v.hidden || !v.dataset.level) return false;"
                 " const t = Array.from(document.querySelectorAll('#plane img.tile-img[data-level=\"' + v.dataset.level + '\"]'));"
                 " return t.length > 0 && t.every(i => i.dataset.loaded === '1'); })()")
 BASE_SHOWN = "(() => { const b = document.querySelector('#plane img.base'); return !!b && b.complete && b.naturalWidth > 0; })()"
 
 
-def seeds() -> list[tuple[np.ndarray, np.ndarray]]:
-    with Image.open(SHARED / "portrait-studio.png") as photo, Image.open(SHARED / "portrait-studio.bshm-alpha.png") as alpha:
-        big = np.asarray(photo.convert("RGB").resize(SIZE, Image.Resampling.BICUBIC))
-        matte = np.asarray(alpha.convert("L").resize(SIZE, Image.Resampling.BICUBIC))
+def portrait(photo: str | None, matte: str | None) -> tuple[Path, Path]:
+    """The portrait and its matte: as given, or the first pair found in the photo folders."""
+    if photo and matte:
+        return Path(photo), Path(matte)
+    for folder in PHOTO_FOLDERS:
+        for alpha in sorted(folder.glob("portrait-*-alpha.png")):
+            picture = alpha.with_name(alpha.name.split(".")[0] + ".png")
+            if picture.is_file():
+                return picture, alpha
+    raise SystemExit(f"no portrait-*.png with its *-alpha.png matte in {', '.join(map(str, PHOTO_FOLDERS))}; "
+                     "pass --photo and --matte")
+
+
+def seeds(photo_path: Path, matte_path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    with Image.open(photo_path) as photo, Image.open(matte_path) as alpha:
+        scale = (PIXELS / (photo.width * photo.height)) ** 0.5
+        size = (round(photo.width * scale), round(photo.height * scale))
+        big = np.asarray(photo.convert("RGB").resize(size, Image.Resampling.BICUBIC))
+        matte = np.asarray(alpha.convert("L").resize(size, Image.Resampling.BICUBIC))
     shifted = np.clip(big.astype(np.int16) + (18, -6, -14), 0, 255).astype(np.uint8)
     return [(big, matte), (np.ascontiguousarray(big[:, ::-1]), np.ascontiguousarray(matte[:, ::-1])), (shifted, matte)]
 
 
-def build(root: Path, count: int):  # noqa: ANN201 - Config
+def build(root: Path, count: int, photo: Path, matte_file: Path):  # noqa: ANN201 - Config
     for name in ("in", "out", "quarantine"):
         (root / name).mkdir()
     settings = {"folders": [{"input": str(root / "in"), "output": str(root / "out"),
@@ -72,14 +91,14 @@ def build(root: Path, count: int):  # noqa: ANN201 - Config
     config = parse_config(settings, base_dir=root)
     folder = config.folders[0]
     made = []
-    for index, (photo, matte) in enumerate(seeds()):
+    for index, (pixels, matte) in enumerate(seeds(photo, matte_file)):
         try:
-            check_matte(matte, GateConfig(max_uncertain=0.005))
-            raise SystemExit("the strict gate did not refuse the studio matte")
+            check_matte(matte, GateConfig(max_uncertain=measure_matte(matte)["uncertain"] / 2))
+            raise SystemExit("the strict gate did not refuse the matte")
         except InputRejected as exc:
             rejection = exc
         source = root / "in" / f"seed{index}.jpg"
-        Image.fromarray(photo).save(source, "JPEG", quality=90)
+        Image.fromarray(pixels).save(source, "JPEG", quality=90)
         made.append(quarantine_input(folder, source, PurePosixPath(source.name), rejection, instance_id="bench",
                                      matte=matte))
     records = [json.loads(seed.with_name(seed.name + ".reason.json").read_text()) for seed in made]
@@ -156,15 +175,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=1000)
     parser.add_argument("--views", type=int, default=60)
+    parser.add_argument("--photo", help="a portrait (default: found in tests/data/photos or ../shared/testdata)")
+    parser.add_argument("--matte", help="a matte of --photo, same size")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         started = time.perf_counter()
-        config = build(root, args.entries)
+        photo, matte = portrait(args.photo, args.matte)
+        config = build(root, args.entries, photo, matte)
         disk = sum(p.stat().st_size for p in {p.stat().st_ino: p for p in root.rglob("*") if p.is_file()}.values())
-        print(f"built {args.entries} entries of {SIZE[0]}x{SIZE[1]} JPEGs in {time.perf_counter() - started:.1f} s "
+        with Image.open(next((root / "quarantine").rglob("*.jpg"))) as sample:
+            size = sample.size
+        print(f"built {args.entries} entries of {size[0]}x{size[1]} JPEGs from {photo.name} "
+              f"in {time.perf_counter() - started:.1f} s "
               f"({disk / 1e6:.0f} MB on disk, hard links)")
         made_ms, bare = thumbnails_once(config)
         print(f"thumbnails: made for the 3 distinct photos and copied to {args.entries - 1} entries in {made_ms:.0f} ms")
@@ -234,7 +259,9 @@ def main() -> None:
                 while viewed < checkpoint:
                     entry = entries[10 + viewed]["id"]
                     geometry = json.loads(get(port, f"/review/api/view/{entry}")[1])
-                    for level, (column, row) in ((2, (0, 0)), (2, (1, 1)), (0, (6, 3)), (0, (7, 4))):
+                    across, down = (math.ceil(side / 512) for side in size)  # level 0
+                    middle = ((across // 2, down // 2), (max(0, across // 2 - 1), max(0, down // 2 - 1)))
+                    for level, (column, row) in ((2, (0, 0)), (2, (1, 1)), (0, middle[0]), (0, middle[1])):
                         status, _ = get(port, f"/review/tile/{entry}/overlay/{level}/{column}/{row}")
                         assert status == 200, (geometry, level, column, row)
                     viewed += 1

@@ -1,18 +1,17 @@
 """Screenshot of the quarantine review page on the real photos in ../shared/testdata.
 
 Builds a throw-away hot folder, refuses each photo for a real reason through the real
-quarantine code (the real BSHM matte of the studio portrait, MediaPipe's segmentation of the
-others when ../shared/models is there), serves the page and saves PNGs: the grid, and the
-viewer on the studio portrait (matte overlay; cut-out on the checkerboard; zoomed in on the hair;
+quarantine code (a real matte of a portrait, MediaPipe's segmentation of the others when
+../shared/models is there), serves the page and saves PNGs: the grid, and the
+viewer on the portrait (matte overlay; cut-out on the checkerboard; zoomed in on the top of the person (hair or hands);
 the matte alone at 200 %), named after the first argument:
 
     .venv/bin/python scripts/review_screenshot.py [/tmp/review.png]
-    # → /tmp/review.png, /tmp/review-viewer-overlay.png, -cutout, -hair-zoom, -matte-200
+    # → /tmp/review.png, /tmp/review-viewer-overlay.png, -cutout, -detail-zoom, -matte-200
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 import time
@@ -24,13 +23,17 @@ from PIL import Image
 from bshmd.config import GateConfig, parse_config
 from bshmd.errors import InputRejected
 from bshmd.pipeline.decode import decode_image
-from bshmd.pipeline.gate import check_input, check_matte
+from bshmd.pipeline.gate import check_input, check_matte, measure_matte
 from bshmd.pipeline.quarantine import quarantine_input
 from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
 from bshmd.testing.segmentation import selfie_matte
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+# The photos: tests/data/photos/ in this checkout, else the shared test material beside it.
+TESTDATA = next((d for d in (REPO / "tests" / "data" / "photos", SHARED / "testdata") if d.is_dir()),
+                SHARED / "testdata")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -52,8 +55,18 @@ def refusal(call, *args) -> InputRejected:  # noqa: ANN001
     raise SystemExit(f"{call.__name__} did not refuse")
 
 
+def portrait() -> tuple[Path, np.ndarray]:
+    """The first portrait-*.png that has its matte (*-alpha.png) beside it, and that matte."""
+    for alpha in sorted(TESTDATA.glob("portrait-*-alpha.png")):
+        photo = alpha.with_name(alpha.name.split(".")[0] + ".png")
+        if photo.is_file():
+            with Image.open(alpha) as image:
+                return photo, np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    raise SystemExit(f"no portrait-*.png with its *-alpha.png matte in {TESTDATA}")
+
+
 def build(root: Path):  # noqa: ANN201 - Config
-    testdata = SHARED / "testdata"
+    testdata = TESTDATA
     for name in ("in", "out", "quarantine"):
         (root / name).mkdir()
     config = parse_config({"folders": [{"input": "in", "output": "out", "quarantine": "quarantine"}]}, base_dir=root)
@@ -84,11 +97,10 @@ def build(root: Path):  # noqa: ANN201 - Config
         put("IMG_0415.jpg", rocket, refusal(check_matte, rocket_matte, GateConfig()), rocket_matte)
     put("IMG_0416.png", (testdata / "portrait-astronaut.png").read_bytes(),
         refusal(check_input, astronaut_rgb, GateConfig(min_input_side=1000)))
-    with Image.open(testdata / "portrait-studio.bshm-alpha.png") as image:
-        studio_matte = np.asarray(image.convert("L"), dtype=np.uint8).copy()
-    shutil.copy(testdata / "portrait-studio.png", shoot / "IMG_0417.png")
-    put("IMG_0417.png", (testdata / "portrait-studio.png").read_bytes(),
-        refusal(check_matte, studio_matte, GateConfig(max_uncertain=0.005)), studio_matte)
+    photo, matte = portrait()
+    # Refused by a gate twice as strict about soft edges as this matte is soft.
+    put("IMG_0417.png", photo.read_bytes(),
+        refusal(check_matte, matte, GateConfig(max_uncertain=measure_matte(matte)["uncertain"] / 2)), matte)
     return config
 
 
@@ -119,15 +131,20 @@ def main() -> int:
                 page.goto(f"{server.url}/review/")
                 _wait(page, "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
                 page.screenshot(path=str(target), full_page=True)
-                # The viewer on the studio portrait (newest, so the first card).
+                # The viewer on the portrait (newest, so the first card).
                 page.keyboard.press("Enter")
-                for name, keys in (("overlay", []), ("cutout", ["c"]), ("hair-zoom", ["o"]),
+                for name, keys in (("overlay", []), ("cutout", ["c"]), ("detail-zoom", ["o"]),
                                    ("matte-200", ["m", "1", "+"])):
                     for key in keys:
                         page.keyboard.press(key)
-                    if name == "hair-zoom":  # wheel in on the dancer's hair, then drag it to the middle
+                    if name == "detail-zoom":  # wheel in on the top of the head, then drag it to the middle
                         page.keyboard.press("0")
-                        page.mouse.move(565, 380)
+                        _, matte = portrait()
+                        top = int(np.argmax((matte > 128).any(axis=1)))
+                        head = float(np.flatnonzero(matte[top + 10] > 128).mean())
+                        box = page.locator("#stage").bounding_box()
+                        scale, tx, ty = (float(page.get_attribute("#viewer", f"data-{a}")) for a in ("scale", "tx", "ty"))
+                        page.mouse.move(box["x"] + tx + head * scale, box["y"] + ty + (top + 10) * scale)
                         for _ in range(6):
                             page.mouse.wheel(0, -100)
                             page.wait_for_timeout(50)
