@@ -13,9 +13,10 @@ are "after the thumbnails exist"); one entry is left without, to time making the
 and headless Chromium measures, side by side:
 
 - the grid's first paint (first-contentful-paint) and all of its on-screen thumbnails loaded;
-- the viewer's first image: Enter on a card until the thumbnail stand-in shows and until the
-  fitting level's tiles have all loaded, for entries never viewed (tiles made from the 24 MP
-  JPEG) and for one viewed before (tiles from disk);
+- the viewer's first image: a click on a card until the thumbnail stand-in shows and until
+  the fitting level's tiles have all loaded, for entries never viewed (tiles made from the
+  24 MP JPEG), for the next photo (→ in the viewer; the page asks for its tiles ahead) and
+  for entries viewed before (tiles from disk);
 - 100 % zoom: all on-screen full-resolution tiles loaded, never viewed vs viewed before;
 - the server's resident memory (VmRSS) after viewing 10, 30 and --views entries at fit and at
   100 % (each a fresh 24 MP decode).
@@ -226,18 +227,23 @@ def main() -> None:
                       f"(runs {', '.join(f'{p:.0f}' for p in paints)}); on-screen thumbnails loaded median "
                       f"{statistics.median(loads):.0f} ms")
                 print(f"server RSS after the grid: {rss_mib(server.pid):.0f} MiB")
-                cold_base, cold_fit, cold_full, warm_fit, warm_full = [], [], [], [], []
-                for _ in range(3):
-                    page.keyboard.press("Enter")
+                cold_base, cold_fit, cold_full, warm_fit, warm_full, ahead = [], [], [], [], [], []
+                for index in (0, 4, 8):  # cards apart: nothing was asked for ahead
+                    page.locator("article.card .tiles").nth(index).click()
                     cold_base.append(wait(page, BASE_SHOWN))
                     cold_fit.append(cold_base[-1] + wait(page, TILES_LOADED))
                     page.keyboard.press("1")
                     cold_full.append(wait(page, TILES_LOADED))
                     page.keyboard.press("Escape")
+                page.locator("article.card .tiles").nth(12).click()
+                wait(page, TILES_LOADED)
+                for _ in range(3):  # → in the viewer: the next photo, whose tiles were asked for ahead
+                    page.wait_for_timeout(1500)
                     page.keyboard.press("ArrowRight")
-                page.keyboard.press("ArrowLeft")
-                for _ in range(3):
-                    page.keyboard.press("Enter")
+                    ahead.append(wait(page, TILES_LOADED))
+                page.keyboard.press("Escape")
+                for index in (0, 4, 8):
+                    page.locator("article.card .tiles").nth(index).click()
                     warm_fit.append(wait(page, TILES_LOADED))
                     page.keyboard.press("1")
                     warm_full.append(wait(page, TILES_LOADED))
@@ -245,6 +251,8 @@ def main() -> None:
                 print("viewer, never viewed (tiles made from the 24 MP JPEG): thumbnail stand-in "
                       f"{statistics.median(cold_base):.0f} ms, fitting tiles loaded {statistics.median(cold_fit):.0f} ms "
                       f"(runs {', '.join(f'{t:.0f}' for t in cold_fit)}); 100 % tiles {statistics.median(cold_full):.0f} ms")
+                print(f"viewer, the next photo (→ or after an action; asked for ahead): fitting tiles "
+                      f"{statistics.median(ahead):.0f} ms (runs {', '.join(f'{t:.0f}' for t in ahead)})")
                 print(f"viewer, viewed before (tiles from disk): fitting tiles {statistics.median(warm_fit):.0f} ms, "
                       f"100 % tiles {statistics.median(warm_full):.0f} ms")
                 browser.close()

@@ -273,3 +273,20 @@ def test_acting_in_the_viewer_shows_the_next_photo(open_page, tree: Tree) -> Non
     until(page, lambda: "no preview" in page.locator("#plane").inner_text(), "the note that is not a picture")
     page.keyboard.press("Escape")
     assert current(page) == "notes.jpg"
+
+
+def test_the_viewer_asks_for_the_next_photo_ahead(open_page, served: Served, tree: Tree) -> None:  # noqa: ANN001
+    from bshmd.pipeline import quarantine
+
+    rocket = quarantine.find_entry(tree.config.folders, tree.quarantine / "shoot" / "rocket.jpg")
+    tiles = served.app.tiles.tile_dir(rocket, served.app.thumbnails.key(rocket))
+    page = open_page(height=900)
+    page.keyboard.press("Enter")  # the dancer; the rocket comes next
+    until(page, lambda: tiles.is_dir() and any(tiles.iterdir()), "the next photo's tiles to be made ahead")
+    made = sorted(p.name for p in tiles.iterdir())
+    assert all(name.startswith("overlay-") for name in made), made  # in the mode being looked at
+    page.keyboard.press("ArrowRight")
+    until(page, lambda: "rocket.jpg" in page.locator("#viewer-name").inner_text(), "the rocket in the viewer")
+    until(page, lambda: page.eval_on_selector_all("#plane img.tile-img", "ts => ts.length > 0 && "
+                                                  "ts.every(t => t.dataset.loaded === '1')"), "its tiles")
+    assert sorted(p.name for p in tiles.iterdir()) == made  # shown from what was made ahead

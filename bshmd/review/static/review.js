@@ -280,6 +280,34 @@
     resetPlane();
     if (!keepView) fit();
     render();
+    clearTimeout(view.prefetchTimer);
+    view.prefetchTimer = setTimeout(() => prefetchNext(id), 400);
+  }
+
+  // Triage goes from one photo to the next: ask for the next one's tiles at this zoom while
+  // this one is looked at, so that acting or → shows it sharp at once (the browser keeps them).
+  async function prefetchNext(id) {
+    const all = cards();
+    const next = all[all.findIndex((c) => c.dataset.id === id) + 1];
+    if (!next || viewer.hidden || view.id !== id) return;
+    const response = await fetch(base + "/api/view/" + next.dataset.id, { credentials: "same-origin" });
+    if (!response.ok || view.id !== id) return;
+    const geo = await response.json();
+    if (!geo.width || (view.mode !== "photo" && !geo.has_matte) || (view.mode !== "matte" && !geo.has_photo)) return;
+    const same = geo.width === view.geo.width && geo.height === view.geo.height;
+    const w = stage.clientWidth, h = stage.clientHeight;
+    const scale = same ? view.scale : Math.min(w / geo.width, h / geo.height, 1) * 0.98;
+    const tx = same ? view.tx : (w - geo.width * scale) / 2, ty = same ? view.ty : (h - geo.height * scale) / 2;
+    const level = Math.max(0, Math.min(geo.levels - 1, Math.floor(Math.log2(1 / (scale * (window.devicePixelRatio || 1))))));
+    const span = geo.tile * Math.pow(2, level);
+    const x0 = Math.max(0, -tx / scale), y0 = Math.max(0, -ty / scale);
+    const x1 = Math.min(geo.width, (w - tx) / scale), y1 = Math.min(geo.height, (h - ty) / scale);
+    for (let row = Math.floor(y0 / span); row * span < y1; row++) {
+      for (let column = Math.floor(x0 / span); column * span < x1; column++) {
+        const img = new Image();
+        img.src = base + "/tile/" + next.dataset.id + "/" + view.mode + "/" + level + "/" + column + "/" + row + "?v=" + next.dataset.version;
+      }
+    }
   }
 
   function closeViewer() {
