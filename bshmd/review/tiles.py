@@ -207,8 +207,28 @@ class TileCache:
             if found is not None:
                 return found
             size = geometry.level_size(level)
-            made = _Level(self._decode_photo(entry.path, size) if geometry.has_photo else None,
-                          self._decode_matte(entry.sidecar("matte"), level, size) if geometry.has_matte else None)
+            made = _Level(None, None)
+            failed: list[BaseException] = []
+
+            def photo() -> None:
+                try:
+                    made.photo = self._decode_photo(entry.path, size)
+                except Exception as exc:  # noqa: BLE001 - raised below, in the request's thread
+                    failed.append(exc)
+
+            # Photo and matte decode side by side (Pillow's decoders let go of the GIL): the
+            # first view of a photo waits for the slower of the two, not for both.
+            photo_thread = threading.Thread(target=photo, name="bshmd-review-decode") if geometry.has_photo else None
+            if photo_thread is not None:
+                photo_thread.start()
+            try:
+                if geometry.has_matte:
+                    made.matte = self._decode_matte(entry.sidecar("matte"), level, size)
+            finally:
+                if photo_thread is not None:
+                    photo_thread.join()
+            if failed:
+                raise failed[0]
             self.decoded += 1
             with self._lock:
                 self._levels[(key, level)] = made
@@ -239,7 +259,10 @@ class TileCache:
         with _own_pixel_limit(), Image.open(source) as image:
             orientation = image.getexif().get(0x0112, 1)
             stored = (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
-            image.draft("RGB", stored)  # JPEG: decode at 1/2, 1/4 or 1/8 when that is enough
+            # JPEG: decode at 1/2, 1/4 or 1/8 when that is enough. Pillow picks the scale from
+            # whole quotients, so ask for the rounded-down size: a level is rounded up.
+            factor = max(1, round(image.width / stored[0]))
+            image.draft("RGB", (max(1, image.width // factor), max(1, image.height // factor)))
             picture = image.convert("RGB") if image.mode != "RGB" else image
             picture.load()
             t = Image.Transpose  # EXIF orientation → the turn that shows the picture as it was taken
