@@ -107,7 +107,7 @@ class OutputsConfig(Section):
     background: Colour = "#ffffff"
     background_image: ResolvedPath | None = None
     feather_px: Annotated[float, Field(ge=0, le=50)] = 0.0
-    png_compression: Annotated[int, Field(ge=0, le=9)] = 6
+    png_compression: Annotated[int, Field(ge=0, le=9)] = 2  # see bshmd.outputs.png
     clear_transparent: bool = True  # black under alpha 0 in cut-outs: smaller, faster files
     webp_quality: Annotated[int, Field(ge=1, le=100)] = 90
     jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 92

@@ -102,19 +102,58 @@ def feather(alpha: np.ndarray, feather_px: float) -> np.ndarray:
                             borderType=cv2.BORDER_REPLICATE)
 
 
+_STRIP_ROWS = 256  # rows blended at a time: integer temporaries stay a few MB at any size
+
+
 def composite(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -> np.ndarray:
-    """rgb·a + background·(1−a), rounded to uint8."""
+    """rgb·a + background·(1−a), rounded to uint8.
+
+    In 16-bit integers, a strip of rows at a time: a float32 copy of a 24 MP frame is 290 MB
+    per temporary. The result equals the exact rounding of the float formula, which differs
+    from float32 rounding by at most 1 level (at exact halves).
+    """
     import numpy as np
 
     height, width = alpha.shape
     if outputs.background_image is not None:
-        background = _cover(load_background(outputs.background_image), height, width).astype(np.float32)
+        background: np.ndarray = _cover(load_background(outputs.background_image), height, width)
     else:
-        background = np.empty((height, width, 3), np.float32)
+        background = np.empty((1, 1, 3), np.uint8)
         background[:] = _background_rgb(outputs.background)
-    a = alpha.astype(np.float32)[:, :, None] / 255.0
-    mixed = rgb.astype(np.float32) * a + background * (1.0 - a)
-    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    out = np.empty((height, width, 3), np.uint8)
+    for top in range(0, height, _STRIP_ROWS):
+        rows = slice(top, top + _STRIP_ROWS)
+        a = alpha[rows, :, None].astype(np.uint16)
+        behind = background if background.shape[0] == 1 else background[rows]
+        mixed = rgb[rows] * a  # uint16: at most 255·255
+        mixed += behind * (255 - a)
+        # round(x / 255) for 0 <= x <= 255·255, without a division.
+        mixed += 128
+        mixed += mixed >> 8
+        mixed >>= 8
+        out[rows] = mixed
+    return out
+
+
+def cutout_pixels(rgb: np.ndarray, alpha: np.ndarray, clear_transparent: bool) -> np.ndarray:
+    """H×W×4 RGBA: the photo with the matte as alpha (black under alpha 0 when asked)."""
+    import cv2
+    import numpy as np
+
+    if not clear_transparent:
+        return np.dstack([rgb, alpha])
+    # Colour under alpha 0 is invisible; black there makes a typical cut-out PNG about 5×
+    # smaller and 4-10× faster to encode. cv2 masks and interleaves in two passes; numpy's
+    # boolean index (rgba[alpha == 0] = 0) took 1.0 CPU-s at 24 MP, this 0.05 s.
+    return cv2.merge([cv2.copyTo(rgb, alpha), alpha])
+
+
+def png_threads() -> int:
+    """Threads one PNG encode may use: every usable core, so a lone large image is not
+    encoded on one core while the others idle (with a backlog, write workers share them)."""
+    from bshmd.pipeline.budget import usable_cpus
+
+    return usable_cpus()
 
 
 def _check_shapes(rgb: np.ndarray, alpha: np.ndarray) -> None:
@@ -129,31 +168,29 @@ def _check_shapes(rgb: np.ndarray, alpha: np.ndarray) -> None:
 
 def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -> dict[str, bytes]:
     """format → encoded file, for every format in ``outputs.formats``."""
-    import numpy as np
     from PIL import Image
+
+    from bshmd.outputs.png import encode_png
 
     _check_shapes(rgb, alpha)
     alpha = feather(alpha, outputs.feather_px)
     blobs: dict[str, bytes] = {}
     rgba = None
     if {"cutout", "webp"} & set(outputs.formats):
-        rgba = np.dstack([rgb, alpha])
-        if outputs.clear_transparent:
-            # Colour under alpha 0 is invisible; black there makes a typical cut-out PNG about
-            # 5× smaller and 4-10× faster to encode, so writers keep up with the GPU.
-            rgba[alpha == 0, :3] = 0
+        rgba = cutout_pixels(rgb, alpha, outputs.clear_transparent)
+    level, threads = outputs.png_compression, png_threads()
     for fmt in outputs.formats:
         buffer = io.BytesIO()
         if fmt == "cutout":
-            Image.fromarray(rgba, "RGBA").save(buffer, "PNG", compress_level=outputs.png_compression)
+            buffer.write(encode_png(rgba, level=level, threads=threads))
         elif fmt == "alpha":
-            Image.fromarray(alpha, "L").save(buffer, "PNG", compress_level=outputs.png_compression)
+            buffer.write(encode_png(alpha, level=level, threads=threads))
         elif fmt == "composite":
-            image = Image.fromarray(composite(rgb, alpha, outputs), "RGB")
+            mixed = composite(rgb, alpha, outputs)
             if outputs.composite_format == "jpeg":
-                image.save(buffer, "JPEG", quality=outputs.jpeg_quality, optimize=True)
+                Image.fromarray(mixed, "RGB").save(buffer, "JPEG", quality=outputs.jpeg_quality, optimize=True)
             else:
-                image.save(buffer, "PNG", compress_level=outputs.png_compression)
+                buffer.write(encode_png(mixed, level=level, threads=threads))
         elif fmt == "webp":
             lossless = outputs.webp_quality == 100
             # Lossless: "quality" is encoder effort; 100 is several times slower for ~2 % smaller.
