@@ -19,11 +19,11 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-# zlib-style level 0-9 → ISA-L level 0-3. ISA-L has no stored mode, so 0 is its fastest
-# (~12 % larger); its levels stop at 3, so 4-9 all mean 3. At 24 MP levels 0-2 cost the same
-# CPU and 2 is smaller than 1; 3 costs up to 4× more for no smaller a cut-out (README table).
+# zlib-style level 0-9 → ISA-L level 1-3; 0 stores the rows uncompressed, as zlib's 0 does.
+# ISA-L's levels stop at 3, so 4-9 all mean 3. At 24 MP ISA-L 1 and 2 cost the same CPU and
+# 2 is smaller; 3 costs up to 4× more for no smaller a cut-out (README table).
 MAX_LEVEL = 9
-_ISAL_LEVEL = {0: 0, 1: 1, 2: 2, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3, 8: 3, 9: 3}
+_ISAL_LEVEL = {1: 1, 2: 2, 3: 3, 4: 3, 5: 3, 6: 3, 7: 3, 8: 3, 9: 3}
 _STRIP_BYTES = 1 << 20  # raw bytes per strip: enough history for deflate, small enough to share out
 _COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels → PNG colour type (grey, RGB, RGBA)
 _UP = 2  # PNG filter type Up: each byte minus the one above it
@@ -59,13 +59,18 @@ def _filtered(rows: Any, top: int, bottom: int) -> Any:
     return out
 
 
-def _deflate_strip(rows: Any, top: int, bottom: int, isal_level: int, last: bool) -> tuple[bytes, int, int]:
+def _deflate_strip(rows: Any, top: int, bottom: int, level: int, last: bool) -> tuple[bytes, int, int]:
     """(raw deflate blocks, adler32, length) of one strip; the last strip ends the stream."""
+    import zlib
+
     from isal import isal_zlib
 
     data = _filtered(rows, top, bottom)
-    compressor = isal_zlib.compressobj(isal_level, isal_zlib.DEFLATED, -15)
-    deflated = compressor.compress(data) + compressor.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_FULL_FLUSH)
+    if level == 0:
+        compressor = zlib.compressobj(0, zlib.DEFLATED, -15)  # stored blocks; ISA-L has no such mode
+    else:
+        compressor = isal_zlib.compressobj(_ISAL_LEVEL[level], isal_zlib.DEFLATED, -15)
+    deflated = compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
     return deflated, isal_zlib.adler32(data), data.nbytes
 
 
@@ -86,7 +91,7 @@ def encode_png(pixels: Any, *, level: int = 1, chunks: Iterable[tuple[bytes, byt
                threads: int = 1) -> bytes:
     """A PNG of the uint8 H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA) array ``pixels``.
 
-    ``level`` 0-9 as in zlib (see _ISAL_LEVEL for what each means here). ``chunks`` are extra
+    ``level`` 0-9 as in zlib: 0 stores, 1-9 deflate with ISA-L (see _ISAL_LEVEL). ``chunks`` are extra
     (type, data) chunks such as iCCP, eXIf, iTXt or pHYs, written in order before the image
     data. ``threads`` > 1 deflates strips of rows in parallel into the same single stream.
     """
@@ -107,11 +112,10 @@ def encode_png(pixels: Any, *, level: int = 1, chunks: Iterable[tuple[bytes, byt
     rows = np.ascontiguousarray(pixels).reshape(height, width * channels)
     strip_rows = max(1, _STRIP_BYTES // rows.shape[1])
     tops = list(range(0, height, strip_rows))
-    isal_level = _ISAL_LEVEL[level]
 
     def strip(index: int) -> tuple[bytes, int, int]:
         top = tops[index]
-        return _deflate_strip(rows, top, min(top + strip_rows, height), isal_level, index == len(tops) - 1)
+        return _deflate_strip(rows, top, min(top + strip_rows, height), level, index == len(tops) - 1)
 
     if threads > 1 and len(tops) > 1:
         with ThreadPoolExecutor(min(threads, len(tops)), thread_name_prefix="bshmd-png") as pool:
