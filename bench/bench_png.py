@@ -36,11 +36,10 @@ def photos_dir() -> Path:
 
 def _up_png(rgba, compress) -> bytes:  # noqa: ANN001
     """A PNG of Up-filtered rows deflated in one go by ``compress`` (bytes → zlib stream)."""
-    from bshmd.outputs.png import _filtered
+    from bshmd.outputs.png import _ArrayStrips, _filtered
 
     height, width = rgba.shape[:2]
-    rows = rgba.reshape(height, -1)
-    data = compress(_filtered(rows, 0, height))
+    data = compress(_filtered(_ArrayStrips(rgba), 0, height, width * 4))
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))

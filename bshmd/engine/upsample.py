@@ -36,7 +36,7 @@ def _box(values: Any, radius: int) -> Any:
     return cv2.boxFilter(values, -1, (size, size), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
-_STRIP_ROWS = 256  # full-resolution rows finished at a time: float temporaries of a few MB
+_STRIP_ROWS = 64  # full-resolution rows finished at a time: float temporaries under 2 MB at 24 MP
 
 
 def _grey_small(guide_rgb: Any, small_w: int, small_h: int) -> Any:

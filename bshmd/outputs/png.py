@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 # zlib-style level 0-9 → ISA-L level 1-3; 0 stores the rows uncompressed, as zlib's 0 does.
 # ISA-L's levels stop at 3, so 4-9 all mean 3. At 24 MP ISA-L 1 and 2 cost the same CPU and
@@ -30,10 +30,11 @@ _UP = 2  # PNG filter type Up: each byte minus the one above it
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _chunk(kind: bytes, data: bytes) -> bytes:
+def _chunk(kind: bytes, data: bytes) -> list[bytes]:
+    """A chunk's pieces (length, type, data, CRC), joined once with the whole file."""
     from isal import isal_zlib
 
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", isal_zlib.crc32(data, isal_zlib.crc32(kind)))
+    return [struct.pack(">I", len(data)), kind, data, struct.pack(">I", isal_zlib.crc32(data, isal_zlib.crc32(kind)))]
 
 
 def _check_chunk(kind: bytes, data: bytes) -> None:
@@ -45,27 +46,51 @@ def _check_chunk(kind: bytes, data: bytes) -> None:
         raise ValueError(f"PNG chunk {kind.decode()} is too large ({len(data)} bytes)")
 
 
-def _filtered(rows: Any, top: int, bottom: int) -> Any:
-    """Rows top..bottom of the H×(W·C) array ``rows``, Up-filtered, each led by its filter byte."""
+class Strips(Protocol):
+    """An image handed over a strip of rows at a time, so its interleaved pixels need not
+    exist all at once (a cut-out is made from the photo and its matte; see pipeline.outputs)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...  # (H, W) or (H, W, C), as the whole array would be
+
+    def rows(self, top: int, bottom: int) -> Any: ...  # uint8 (bottom-top)×W[×C], C-contiguous
+
+
+class _ArrayStrips:
+    def __init__(self, pixels: Any) -> None:
+        import numpy as np
+
+        self._pixels = np.ascontiguousarray(pixels)
+        self.shape = self._pixels.shape
+
+    def rows(self, top: int, bottom: int) -> Any:
+        return self._pixels[top:bottom]
+
+
+def _filtered(source: Strips, top: int, bottom: int, row_bytes: int) -> Any:
+    """Rows top..bottom of ``source``, Up-filtered, each led by its filter byte."""
     import numpy as np
 
-    out = np.empty((bottom - top, rows.shape[1] + 1), np.uint8)
+    first = max(top - 1, 0)  # the row above the strip, which Up subtracts from its first row
+    block = np.asarray(source.rows(first, bottom), np.uint8).reshape(bottom - first, row_bytes)
+    out = np.empty((bottom - top, row_bytes + 1), np.uint8)
     out[:, 0] = _UP
     if top == 0:
-        out[0, 1:] = rows[0]  # the row above the first is all zeros
+        out[0, 1:] = block[0]  # the row above the first is all zeros
+        np.subtract(block[1:], block[:-1], out=out[1:, 1:])
     else:
-        np.subtract(rows[top], rows[top - 1], out=out[0, 1:])
-    np.subtract(rows[top + 1:bottom], rows[top:bottom - 1], out=out[1:, 1:])
+        np.subtract(block[1:], block[:-1], out=out[:, 1:])
     return out
 
 
-def _deflate_strip(rows: Any, top: int, bottom: int, level: int, last: bool) -> tuple[bytes, int, int]:
+def _deflate_strip(source: Strips, top: int, bottom: int, row_bytes: int, level: int,
+                   last: bool) -> tuple[bytes, int, int]:
     """(raw deflate blocks, adler32, length) of one strip; the last strip ends the stream."""
     import zlib
 
     from isal import isal_zlib
 
-    data = _filtered(rows, top, bottom)
+    data = _filtered(source, top, bottom, row_bytes)
     if level == 0:
         compressor = zlib.compressobj(0, zlib.DEFLATED, -15)  # stored blocks; ISA-L has no such mode
     else:
@@ -87,9 +112,9 @@ def _adler32_combine(first: int, second: int, second_len: int) -> int:
     return (sum2 << 16) | sum1
 
 
-def encode_png(pixels: Any, *, level: int = 1, chunks: Iterable[tuple[bytes, bytes]] = (),
+def encode_png(pixels: Any | Strips, *, level: int = 1, chunks: Iterable[tuple[bytes, bytes]] = (),
                threads: int = 1) -> bytes:
-    """A PNG of the uint8 H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA) array ``pixels``.
+    """A PNG of the uint8 H×W (grey), H×W×3 (RGB) or H×W×4 (RGBA) array ``pixels`` (or Strips).
 
     ``level`` 0-9 as in zlib: 0 stores, 1-9 deflate with ISA-L (see _ISAL_LEVEL). ``chunks`` are extra
     (type, data) chunks such as iCCP, eXIf, iTXt or pHYs, written in order before the image
@@ -97,25 +122,32 @@ def encode_png(pixels: Any, *, level: int = 1, chunks: Iterable[tuple[bytes, byt
     """
     import numpy as np
 
-    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
-        raise ValueError(f"expected a uint8 H×W, H×W×3 or H×W×4 array, got {pixels.dtype} {pixels.shape}")
+    if isinstance(pixels, np.ndarray):
+        if pixels.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 H×W, H×W×3 or H×W×4 array, got {pixels.dtype} {pixels.shape}")
+        source: Strips = _ArrayStrips(pixels)
+    else:
+        source = pixels
+    shape = tuple(source.shape)
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (3, 4)):
+        raise ValueError(f"expected a uint8 H×W, H×W×3 or H×W×4 image, got shape {shape}")
     if not 0 <= level <= MAX_LEVEL:
         raise ValueError(f"PNG level {level}: expected 0..{MAX_LEVEL}")
-    height, width = pixels.shape[:2]
+    height, width = shape[:2]
     if height < 1 or width < 1 or height >= 1 << 31 or width >= 1 << 31:
         raise ValueError(f"a PNG cannot be {width}×{height} pixels")
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    channels = 1 if len(shape) == 2 else shape[2]
     extra = [(bytes(kind), bytes(data)) for kind, data in chunks]
     for kind, data in extra:
         _check_chunk(kind, data)
 
-    rows = np.ascontiguousarray(pixels).reshape(height, width * channels)
-    strip_rows = max(1, _STRIP_BYTES // rows.shape[1])
+    row_bytes = width * channels
+    strip_rows = max(1, _STRIP_BYTES // row_bytes)
     tops = list(range(0, height, strip_rows))
 
     def strip(index: int) -> tuple[bytes, int, int]:
         top = tops[index]
-        return _deflate_strip(rows, top, min(top + strip_rows, height), level, index == len(tops) - 1)
+        return _deflate_strip(source, top, min(top + strip_rows, height), row_bytes, level, index == len(tops) - 1)
 
     if threads > 1 and len(tops) > 1:
         with ThreadPoolExecutor(min(threads, len(tops)), thread_name_prefix="bshmd-png") as pool:
@@ -132,8 +164,7 @@ def encode_png(pixels: Any, *, level: int = 1, chunks: Iterable[tuple[bytes, byt
     idats[-1] += struct.pack(">I", checksum)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPE[channels], 0, 0, 0)
-    parts = [_SIGNATURE, _chunk(b"IHDR", ihdr)]
-    parts += [_chunk(kind, data) for kind, data in extra]
-    parts += [_chunk(b"IDAT", data) for data in idats]
-    parts.append(_chunk(b"IEND", b""))
-    return b"".join(parts)
+    parts = [_SIGNATURE]
+    for kind, data in [(b"IHDR", ihdr), *extra, *((b"IDAT", idat) for idat in idats), (b"IEND", b"")]:
+        parts += _chunk(kind, data)
+    return b"".join(parts)  # the one copy of the whole file

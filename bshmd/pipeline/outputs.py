@@ -135,6 +135,18 @@ def composite(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -> np.
     return out
 
 
+class CutoutStrips:
+    """The cut-out's RGBA rows made from the photo and its matte a strip at a time, for
+    encode_png: the interleaved 4-channel frame (96 MB at 24 MP) never exists whole."""
+
+    def __init__(self, rgb: np.ndarray, alpha: np.ndarray, clear_transparent: bool) -> None:
+        self._rgb, self._alpha, self._clear = rgb, alpha, clear_transparent
+        self.shape = (*alpha.shape, 4)
+
+    def rows(self, top: int, bottom: int) -> np.ndarray:
+        return cutout_pixels(self._rgb[top:bottom], self._alpha[top:bottom], self._clear)
+
+
 def cutout_pixels(rgb: np.ndarray, alpha: np.ndarray, clear_transparent: bool) -> np.ndarray:
     """H×W×4 RGBA: the photo with the matte as alpha (black under alpha 0 when asked)."""
     import cv2
@@ -168,39 +180,37 @@ def _check_shapes(rgb: np.ndarray, alpha: np.ndarray) -> None:
 
 def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -> dict[str, bytes]:
     """format → encoded file, for every format in ``outputs.formats``."""
+    _check_shapes(rgb, alpha)
+    alpha = feather(alpha, outputs.feather_px)
+    return {fmt: _render(fmt, rgb, alpha, outputs) for fmt in outputs.formats}
+
+
+def _render(fmt: str, rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -> bytes:
     from PIL import Image
 
     from bshmd.outputs.png import encode_png
 
-    _check_shapes(rgb, alpha)
-    alpha = feather(alpha, outputs.feather_px)
-    blobs: dict[str, bytes] = {}
-    rgba = None
-    if {"cutout", "webp"} & set(outputs.formats):
-        rgba = cutout_pixels(rgb, alpha, outputs.clear_transparent)
     level, threads = outputs.png_compression, png_threads()
-    for fmt in outputs.formats:
-        buffer = io.BytesIO()
-        if fmt == "cutout":
-            buffer.write(encode_png(rgba, level=level, threads=threads))
-        elif fmt == "alpha":
-            buffer.write(encode_png(alpha, level=level, threads=threads))
-        elif fmt == "composite":
-            mixed = composite(rgb, alpha, outputs)
-            if outputs.composite_format == "jpeg":
-                Image.fromarray(mixed, "RGB").save(buffer, "JPEG", quality=outputs.jpeg_quality, optimize=True)
-            else:
-                buffer.write(encode_png(mixed, level=level, threads=threads))
-        elif fmt == "webp":
-            lossless = outputs.webp_quality == 100
-            # Lossless: "quality" is encoder effort; 100 is several times slower for ~2 % smaller.
-            # exact=True keeps the colour under fully transparent pixels as the PNG cut-out has it.
-            Image.fromarray(rgba, "RGBA").save(buffer, "WEBP", quality=50 if lossless else outputs.webp_quality,
-                                               lossless=lossless, exact=True)
-        else:  # the config model allows no other value
-            raise ValueError(f"unknown output format {fmt!r}")
-        blobs[fmt] = buffer.getvalue()
-    return blobs
+    if fmt == "cutout":
+        return encode_png(CutoutStrips(rgb, alpha, outputs.clear_transparent), level=level, threads=threads)
+    if fmt == "alpha":
+        return encode_png(alpha, level=level, threads=threads)
+    buffer = io.BytesIO()
+    if fmt == "composite":
+        mixed = composite(rgb, alpha, outputs)
+        if outputs.composite_format == "png":
+            return encode_png(mixed, level=level, threads=threads)
+        Image.fromarray(mixed, "RGB").save(buffer, "JPEG", quality=outputs.jpeg_quality, optimize=True)
+    elif fmt == "webp":
+        rgba = cutout_pixels(rgb, alpha, outputs.clear_transparent)
+        lossless = outputs.webp_quality == 100
+        # Lossless: "quality" is encoder effort; 100 is several times slower for ~2 % smaller.
+        # exact=True keeps the colour under fully transparent pixels as the PNG cut-out has it.
+        Image.fromarray(rgba, "RGBA").save(buffer, "WEBP", quality=50 if lossless else outputs.webp_quality,
+                                           lossless=lossless, exact=True)
+    else:  # the config model allows no other value
+        raise ValueError(f"unknown output format {fmt!r}")
+    return buffer.getvalue()
 
 
 def write_outputs(paths: dict[str, Path], blobs: dict[str, bytes], *, output_root: Path, file_mode: int,

@@ -48,7 +48,7 @@ from bshmd.config import Config, FolderConfig
 from bshmd.errors import InputRejected
 from bshmd.metrics import Metrics
 from bshmd.pipeline.batcher import Batcher
-from bshmd.pipeline.budget import PixelBudget, image_megapixels
+from bshmd.pipeline.budget import PixelBudget, bound_heap_retention, image_megapixels, return_freed_memory
 from bshmd.pipeline.retry import BACK_OFF_REASONS, RETRY_IN, RetryBackoff
 from bshmd.pipeline.timed import StageTimeout, TimedRunner
 from bshmd.records import Job
@@ -169,6 +169,7 @@ class Pipeline:
         if self._started:
             raise RuntimeError("the pipeline was already started")
         self._started = True
+        bound_heap_retention()
         depth = self.metrics.queue_depth
         depth.labels("intake").set_function(self._intake.qsize)
         depth.labels("decode").set_function(lambda: self._decoding)
@@ -688,6 +689,7 @@ class Pipeline:
         finally:
             # The slot frees only now: a slow callback holds back submit like a slow writer.
             self._pixels.release(id(job))
+            return_freed_memory()
             with self._lock:
                 self._finishing -= 1
                 self._lock.notify_all()

@@ -110,3 +110,12 @@ def test_adler32_combine_matches_zlib() -> None:
     rng = np.random.default_rng(1)
     first, second = rng.bytes(100_003), rng.bytes(7)
     assert _adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second)) == zlib.adler32(first + second)
+
+
+@pytest.mark.parametrize("clear", [True, False])
+def test_a_cutout_made_strip_by_strip_is_the_same_file(cutout: np.ndarray, clear: bool) -> None:
+    from bshmd.pipeline.outputs import CutoutStrips, cutout_pixels
+
+    rgb, alpha = np.ascontiguousarray(cutout[:, :, :3]), np.ascontiguousarray(cutout[:, :, 3])
+    whole = encode_png(cutout_pixels(rgb, alpha, clear), level=2)
+    assert encode_png(CutoutStrips(rgb, alpha, clear), level=2, threads=3) == whole
