@@ -83,8 +83,8 @@ def guided_upsample(alpha: Any, guide_rgb: Any, *, radius: int = DEFAULT_RADIUS,
 
     # The offset is scaled to 0..255 once, at low resolution, and the slope applies to grey in
     # 0..255, instead of scaling every full-resolution pixel.
-    slope_wide = cv2.resize(_box(slope, radius), (width, small_h), interpolation=cv2.INTER_LINEAR)
-    offset_wide = cv2.resize(_box(offset, radius) * 255.0, (width, small_h), interpolation=cv2.INTER_LINEAR)
+    slope = _box(slope, radius)
+    offset = _box(offset, radius) * 255.0
     # Vertical bilinear weights as cv2.resize computes them (pixel centres aligned, clamped).
     source_y = (np.arange(height, dtype=np.float64) + 0.5) * (small_h / height) - 0.5
     source_y = np.clip(source_y, 0.0, small_h - 1)
@@ -96,12 +96,16 @@ def guided_upsample(alpha: Any, guide_rgb: Any, *, radius: int = DEFAULT_RADIUS,
     for top in range(0, height, _STRIP_ROWS):
         rows = slice(top, min(top + _STRIP_ROWS, height))
         w = weight[rows]
-        strip_slope = slope_wide[above[rows]]
-        strip_slope += (slope_wide[below[rows]] - strip_slope) * w
-        result = offset_wide[above[rows]]
-        result += (offset_wide[below[rows]] - result) * w
-        strip_slope *= cv2.cvtColor(guide_rgb[rows], cv2.COLOR_RGB2GRAY)
-        result += strip_slope
-        np.clip(result, 0.0, 255.0, out=result)
-        out[rows] = np.rint(result)
+        # Vertically at the matte's width (cheap), then cv2 stretches each row to full width;
+        # a height kept as it is makes cv2's vertical pass the identity.
+        strip_slope = slope[above[rows]]
+        strip_slope += (slope[below[rows]] - strip_slope) * w
+        strip_offset = offset[above[rows]]
+        strip_offset += (offset[below[rows]] - strip_offset) * w
+        size = (width, strip_slope.shape[0])
+        result = cv2.resize(strip_slope, size, interpolation=cv2.INTER_LINEAR)
+        result *= cv2.cvtColor(guide_rgb[rows], cv2.COLOR_RGB2GRAY)
+        result += cv2.resize(strip_offset, size, interpolation=cv2.INTER_LINEAR)
+        np.maximum(result, 0.0, out=result)
+        out[rows] = cv2.convertScaleAbs(result)  # rounds to nearest and saturates at 255 in one pass
     return out
