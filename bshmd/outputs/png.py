@@ -8,7 +8,8 @@ than zlib for the same size at its low levels. The measured table is in the READ
 One large image can use several cores: the rows are cut into strips, each strip deflated on
 its own thread (both the subtraction and ISA-L release the GIL) and ended with a full flush,
 so the strips concatenate into one valid zlib stream, the same way pigz does it. Each strip
-starts with an empty history, which costs under 0.1 % of size at a few hundred KB per strip.
+starts with an empty history, which costs under 0.1 % of size at 1 MB per strip (0.07 %
+measured on a 6 MP photo).
 The file stays a standard PNG: one IHDR, the caller's chunks, IDATs, IEND.
 """
 

@@ -92,6 +92,19 @@ def test_workers_default_to_the_usable_cpus_and_stay_settable(tmp_path: Path) ->
     assert (fixed.decode_worker_count, fixed.write_worker_count) == (3, 5)
 
 
+@pytest.mark.parametrize(("pipeline", "key"), [
+    ({"decode_workers": "many"}, "pipeline.decode_workers"),
+    ({"write_workers": 0}, "pipeline.write_workers"),
+    ({"max_inflight_megapixels": 0}, "pipeline.max_inflight_megapixels"),
+])
+def test_bad_values_name_their_key(tmp_path: Path, pipeline: dict[str, Any], key: str) -> None:
+    from bshmd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config({"folders": [{"input": "in", "output": "out", "quarantine": "q"}], "pipeline": pipeline},
+                     base_dir=tmp_path)
+
+
 class InFlight:
     """A decoder that counts decoded, unfinished images (the pipeline's on_done ends each)."""
 
