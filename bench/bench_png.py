@@ -1,9 +1,10 @@
 """Size and CPU of PNG encoders on one studio-size cut-out (the table in the README).
 
-    .venv/bin/python bench/bench_png.py [--size 6528x3672] [--levels 1-9] [--repeats 1]
+    .venv/bin/python bench/bench_png.py [--size 6528x3672] [--levels 1-9] [--opaque] [--photos DIR]
 
-The cut-out is the real test portrait scaled up with grain, its real BSHM matte as alpha,
-black under alpha 0 (``clear_transparent``). For each encoder and level it prints the file
+The cut-out is a test portrait with a real network's matte (the first ``portrait-*.png`` of
+``--photos`` that has a ``*-alpha.png`` beside it) scaled up with grain, black under alpha 0
+(``clear_transparent``). For each encoder and level it prints the file
 size, CPU-seconds (all threads of the process) and wall-seconds of one encode, and checks
 that the file decodes back to the same pixels. Candidates:
 
@@ -25,13 +26,6 @@ import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def photos_dir() -> Path:
-    for candidate in (REPO / "tests" / "data", REPO.parent / "shared" / "testdata"):
-        if (candidate / "portrait-studio.png").exists():
-            return candidate
-    raise SystemExit("no test photos found (tests/data or ../shared/testdata)")
 
 
 def _up_png(rgba, compress) -> bytes:  # noqa: ANN001
@@ -61,6 +55,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--opaque", action="store_true",
                         help="alpha 255 everywhere: the whole photo is kept (a head-and-shoulders crop's worst case)")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="folder of portrait-*.png and their *-alpha.png mattes (default: tests/data/photos, "
+                             "else ../shared/testdata)")
     parser.add_argument("--only", default="", help="comma-separated encoder names to run (default: all)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
@@ -75,11 +72,14 @@ def main() -> None:
     from PIL import Image
 
     from bshmd.outputs.png import encode_png
-    from bshmd.testing.studio import studio_matte, studio_photo
+    from bshmd.testing.studio import find_photos, photos_folder, studio_matte, studio_photo
 
-    photos = photos_dir()
-    rgb = studio_photo(photos / "portrait-studio.png", width, height)
-    alpha = studio_matte(photos / "portrait-studio.bshm-alpha.png", width, height)
+    pairs = [pair for pair in find_photos(args.photos or photos_folder(REPO)) if pair[1] is not None]
+    if not pairs:
+        raise SystemExit("no portrait-*.png with a *-alpha.png matte beside it")
+    photo, matte = pairs[0]
+    rgb = studio_photo(photo, width, height)
+    alpha = studio_matte(matte, width, height)
     if args.opaque:
         alpha[:] = 255
     rgba = np.dstack([rgb, alpha])
@@ -114,7 +114,9 @@ def main() -> None:
                                lambda level=level: encode_png(rgba, level=level, threads=args.threads)))
     only = {name for name in args.only.split(",") if name}
 
-    print(f"{width}×{height} RGBA cut-out ({rgba.nbytes / 1e6:.0f} MB raw), {len(os.sched_getaffinity(0))} "
+    print(f"{width}×{height} RGBA cut-out of {photo.name} with {matte.name} "
+          f"({np.count_nonzero(alpha) / alpha.size:.0%} not transparent), {rgba.nbytes / 1e6:.0f} MB raw, "
+          f"{len(os.sched_getaffinity(0))} "
           f"usable cores, load average {os.getloadavg()[0]:.1f}")
     print(f"{'encoder':<11} {'level':>6} {'MB':>7} {'CPU-s':>7} {'wall-s':>7}")
     for name, level, encode in candidates:

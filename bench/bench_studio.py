@@ -39,15 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PHOTOS = ("portrait-studio.png", "portrait-astronaut.png")
 GIB = 1024 ** 3
-
-
-def photos_dir() -> Path:
-    for candidate in (REPO / "tests" / "data", REPO.parent / "shared" / "testdata"):
-        if (candidate / PHOTOS[0]).exists():
-            return candidate
-    raise SystemExit("no test photos found (tests/data or ../shared/testdata)")
 
 
 # --- the children ---------------------------------------------------------------------------
@@ -155,22 +147,25 @@ def timed_run(command: list[str], env: dict[str, str]) -> tuple[dict, str]:
             "rss": int(field("Maximum resident set size (kbytes)")) * 1024}, done.stdout
 
 
-def make_inputs(folder: Path, count: int, size: tuple[int, int], photos: Path) -> None:
+def make_inputs(folder: Path, count: int, size: tuple[int, int], photos: list[Path]) -> None:
     from bshmd.testing.studio import studio_jpeg
 
     folder.mkdir(parents=True, exist_ok=True)
     width, height = size
     for i in range(count):
-        path = folder / f"studio-{i:02}-{width}x{height}.jpg"
+        photo = photos[i % len(photos)]
+        path = folder / f"{photo.stem}-{i:02}-{width}x{height}.jpg"
         if not path.exists():
-            path.write_bytes(studio_jpeg(photos / PHOTOS[i % len(PHOTOS)], width, height, seed=i))
+            path.write_bytes(studio_jpeg(photo, width, height, seed=i))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=6)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bshmd-bench-studio"),
-                        help="inputs are made once and kept here; results are replaced each run")
+                        help="working folder; its inputs and results are made anew each run")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="folder of portrait-*.png test photos (default: tests/data/photos, else ../shared/testdata)")
     parser.add_argument("--no-61mp", action="store_true", help="skip the 61 MP memory case")
     parser.add_argument("--child", choices=["floor", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--src", type=Path, help=argparse.SUPPRESS)
@@ -187,15 +182,16 @@ def main() -> None:
     import shutil
 
     from bshmd.testing.standin import write_standin_graph
-    from bshmd.testing.studio import STUDIO_24MP, STUDIO_61MP
+    from bshmd.testing.studio import STUDIO_24MP, STUDIO_61MP, find_photos, photos_folder
 
+    photos = [photo for photo, _ in find_photos(args.photos or photos_folder(REPO))]
     work = args.work
     src, src61, empty = work / "in", work / "in-61mp", work / "empty"
-    make_inputs(src, args.images, STUDIO_24MP, photos_dir())
-    for extra in sorted(src.glob("*.jpg"))[args.images:]:
-        extra.unlink()
+    for name in ("in", "in-61mp"):  # made anew each run: the photos may have changed
+        shutil.rmtree(work / name, ignore_errors=True)
+    make_inputs(src, args.images, STUDIO_24MP, photos)
     if not args.no_61mp:
-        make_inputs(src61, 1, STUDIO_61MP, photos_dir())
+        make_inputs(src61, 1, STUDIO_61MP, photos)
     empty.mkdir(parents=True, exist_ok=True)
     model = work / "model"
     write_standin_graph(model)
@@ -209,7 +205,8 @@ def main() -> None:
     python, me = sys.executable, str(Path(__file__).resolve())
     bshmd = [python, "-c", "from bshmd.cli import main; main()"]  # this tree's bshmd, not an installed one
     n = args.images
-    print(f"{n} × {STUDIO_24MP[0]}×{STUDIO_24MP[1]} JPEG q92 (photo-like), stand-in model, default config "
+    print(f"{n} × {STUDIO_24MP[0]}×{STUDIO_24MP[1]} JPEG q92 made from {', '.join(p.name for p in photos)}, "
+          f"stand-in model, default config "
           f"(gate off); {len(os.sched_getaffinity(0))} usable cores, load average {os.getloadavg()[0]:.1f} "
           f"before the runs", flush=True)
 

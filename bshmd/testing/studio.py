@@ -49,15 +49,38 @@ def studio_photo(source: Path, width: int, height: int, *, seed: int = 0, grain:
     return out
 
 
-def studio_matte(source: Path, width: int, height: int) -> Any:
-    """uint8 H×W: a small matte (e.g. the real BSHM matte of a test photo) scaled to width×height."""
+def studio_matte(matte: Any, width: int, height: int) -> Any:
+    """uint8 H×W: a small matte (a uint8 array, or the path of a matte image, e.g. a real
+    network's matte of a test photo) scaled to cover width×height as studio_photo does."""
     import cv2
     import numpy as np
     from PIL import Image
 
-    with Image.open(source) as opened:
-        small = np.asarray(opened.convert("L"))
-    return _cover(small, width, height, cv2.INTER_LINEAR)
+    if not isinstance(matte, np.ndarray):
+        with Image.open(matte) as opened:
+            matte = np.asarray(opened.convert("L"))
+    return _cover(matte, width, height, cv2.INTER_LINEAR)
+
+
+def find_photos(folder: Path) -> list[tuple[Path, Path | None]]:
+    """(portrait, its matte or None) for each ``portrait-*.png`` in ``folder``; a matte is
+    named after its photo: ``portrait-x.png`` → ``portrait-x.<network>-alpha.png``."""
+    found = []
+    for photo in sorted(folder.glob("portrait-*.png")):
+        if photo.stem.endswith("-alpha"):
+            continue
+        mattes = sorted(folder.glob(f"{photo.stem}.*-alpha.png"))
+        found.append((photo, mattes[0] if mattes else None))
+    return found
+
+
+def photos_folder(repo: Path) -> Path:
+    """Where the test photos are: the repository's tests/data/photos, else the shared folder beside it."""
+    for candidate in (repo / "tests" / "data" / "photos", repo.parent / "shared" / "testdata"):
+        if find_photos(candidate):
+            return candidate
+    raise FileNotFoundError(f"no portrait-*.png under {repo / 'tests' / 'data' / 'photos'} "
+                            f"or {repo.parent / 'shared' / 'testdata'}")
 
 
 def studio_jpeg(source: Path, width: int, height: int, *, seed: int = 0, quality: int = 92) -> bytes:

@@ -21,3 +21,18 @@ def engine(standin_dir: Path) -> Iterator[MattingEngine]:
     with MattingEngine(standin_dir / "tf_graph.pb", device="cpu") as loaded:
         yield loaded
 
+
+
+@pytest.fixture
+def studio_png(shared_testdata: Path) -> Path:
+    return shared_testdata / "portrait-studio.png"
+
+
+@pytest.fixture
+def studio_matte(shared_testdata: Path):  # noqa: ANN201 - numpy array
+    """The real BSHM model's matte of portrait-studio.png (uint8 H×W)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(shared_testdata / "portrait-studio.bshm-alpha.png") as image:
+        return np.asarray(image.convert("L"), dtype=np.uint8).copy()

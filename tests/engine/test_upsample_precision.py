@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 from bshmd.engine.upsample import DEFAULT_EPS, DEFAULT_RADIUS, _box, guided_upsample
 from bshmd.testing.studio import studio_photo
@@ -31,29 +30,24 @@ def full_frame_upsample(alpha: np.ndarray, guide_rgb: np.ndarray) -> np.ndarray:
     return np.rint(result).astype(np.uint8)
 
 
-@pytest.fixture
-def bshm_matte(shared_testdata: Path) -> np.ndarray:
-    with Image.open(shared_testdata / "portrait-studio.bshm-alpha.png") as image:
-        return np.asarray(image.convert("L")).copy()
-
-
-@pytest.mark.parametrize(("size", "small"), [
-    ((3000, 1688), (948, 533)),     # the real matte as the model made it, 3.2× up
-    ((2111, 1187), (700, 394)),     # a scale that is no simple fraction; strips end mid-pixel
-    ((1688, 3000), (533, 948)),     # portrait orientation: more rows than columns
+@pytest.mark.parametrize(("up", "down", "transpose"), [
+    (3.2, 1.0, False),    # the real matte as the network made it, 3.2× up
+    (3.0, 0.737, False),  # a scale that is no simple fraction; strips end mid-pixel
+    (3.2, 1.0, True),     # the other orientation: rows and columns swap roles
 ])
-def test_matte_is_within_one_level_of_the_full_frame_version(shared_testdata: Path, bshm_matte: np.ndarray,
-                                                             size: tuple[int, int], small: tuple[int, int]) -> None:
-    width, height = size
-    matte = bshm_matte if small == (948, 533) else cv2.resize(bshm_matte, small, interpolation=cv2.INTER_AREA)
-    if width < height:
-        matte = np.ascontiguousarray(np.rot90(cv2.resize(bshm_matte, (small[1], small[0]))))
-    guide = studio_photo(shared_testdata / "portrait-studio.png", max(size), min(size))
-    if width < height:
-        guide = np.ascontiguousarray(np.rot90(guide))
+def test_matte_is_within_one_level_of_the_full_frame_version(studio_png: Path, studio_matte: np.ndarray,
+                                                             up: float, down: float, transpose: bool) -> None:
+    matte = studio_matte
+    if down != 1.0:
+        size = (round(matte.shape[1] * down), round(matte.shape[0] * down))
+        matte = cv2.resize(matte, size, interpolation=cv2.INTER_AREA)
+    height, width = round(matte.shape[0] * up), round(matte.shape[1] * up)
+    guide = studio_photo(studio_png, width, height)
+    if transpose:
+        matte, guide = np.ascontiguousarray(matte.T), np.ascontiguousarray(guide.transpose(1, 0, 2))
     new = guided_upsample(matte, guide)
     old = full_frame_upsample(matte, guide)
-    assert new.shape == old.shape == (height, width)
+    assert new.shape == old.shape == guide.shape[:2]
     difference = np.abs(new.astype(int) - old)
     assert difference.max() <= 1
     assert np.count_nonzero(difference) < 1e-4 * difference.size
@@ -61,6 +55,6 @@ def test_matte_is_within_one_level_of_the_full_frame_version(shared_testdata: Pa
     assert np.count_nonzero((new > 10) & (new < 245)) > 1000
 
 
-def test_a_matte_at_full_size_is_returned_as_it_is(bshm_matte: np.ndarray) -> None:
-    guide = np.zeros((*bshm_matte.shape, 3), np.uint8)
-    assert guided_upsample(bshm_matte, guide) is bshm_matte
+def test_a_matte_at_full_size_is_returned_as_it_is(studio_matte: np.ndarray) -> None:
+    guide = np.zeros((*studio_matte.shape, 3), np.uint8)
+    assert guided_upsample(studio_matte, guide) is studio_matte

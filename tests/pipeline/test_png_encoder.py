@@ -14,15 +14,19 @@ import pytest
 from PIL import Image
 
 from bshmd.outputs.png import _adler32_combine, encode_png
-from bshmd.testing.studio import studio_matte, studio_photo
+from bshmd.testing.studio import studio_matte as scaled_matte
+from bshmd.testing.studio import studio_photo
 
 
 @pytest.fixture
-def cutout(shared_testdata: Path) -> np.ndarray:
-    """A real cut-out, 2400×1350, tall enough for many strips: the studio photo with grain, its BSHM matte."""
-    rgb = studio_photo(shared_testdata / "portrait-studio.png", 2400, 1350)
-    alpha = studio_matte(shared_testdata / "portrait-studio.bshm-alpha.png", 2400, 1350)
-    return np.dstack([rgb, alpha])
+def cutout(studio_png: Path, studio_matte: np.ndarray) -> np.ndarray:
+    """A real cut-out, 2400 px on its long side, tall enough for many strips: the test
+    portrait scaled up with grain, its real matte scaled alike."""
+    height, width = studio_matte.shape
+    scale = 2400 / max(height, width)
+    width, height = round(width * scale), round(height * scale)
+    rgb = studio_photo(studio_png, width, height)
+    return np.dstack([rgb, scaled_matte(studio_matte, width, height)])
 
 
 def pillow(blob: bytes) -> np.ndarray:
@@ -55,7 +59,8 @@ def test_cutout_reads_back_exactly_in_every_reader(tmp_path: Path, cutout: np.nd
     np.testing.assert_array_equal(pillow(blob), cutout)
     np.testing.assert_array_equal(opencv(blob), cutout)
     report = pngcheck(tmp_path, blob)
-    assert "2400 x 1350 image, 32-bit RGB+alpha" in report
+    height, width = cutout.shape[:2]
+    assert f"{width} x {height} image, 32-bit RGB+alpha" in report
     assert "No errors detected" in report
 
 
