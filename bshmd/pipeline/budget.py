@@ -1,4 +1,5 @@
-"""What the host lets the pipeline hold: the cores it may use and the decoded pixels in flight.
+"""What the host lets the pipeline hold: the cores it may use, the decoded pixels in flight,
+and how much freed memory glibc may keep.
 
 ``PixelBudget`` bounds memory by bytes rather than by file count: a 61 MP frame weighs as
 much as fifteen 4 MP ones. A decode worker acquires its image's megapixels (read from the
@@ -6,6 +7,9 @@ header) before decoding, and the pipeline releases them when the job is finished
 many large files wait, at most ``limit`` megapixels are decoded and not yet written. A single
 image larger than the whole budget still goes through, alone, once nothing else is held;
 otherwise it could never be processed.
+
+The budget bounds what is live; ``bound_heap_retention`` and ``return_freed_memory`` keep the
+process's RSS close to that (see bound_heap_retention for the measurement).
 """
 
 from __future__ import annotations
