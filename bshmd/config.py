@@ -188,7 +188,7 @@ class PipelineConfig(Section):
     write_workers: Workers = "auto"
     # Decoded pixels in flight (decoding to written), in megapixels: bounds memory by bytes
     # whatever the files' sizes; one image larger than this still goes through, alone.
-    max_inflight_megapixels: Annotated[float, Field(gt=0)] = 100.0
+    max_inflight_megapixels: Annotated[float, Field(gt=0)] = 50.0
     queue_size: Annotated[int, Field(ge=1, le=4096)] = 16
     decode_timeout_seconds: Seconds = 60.0
     write_timeout_seconds: Seconds = 60.0
