@@ -136,7 +136,7 @@ class OutputsConfig(Section):
     background: Colour = "#ffffff"
     background_image: ResolvedPath | None = None
     feather_px: Annotated[float, Field(ge=0, le=50)] = 0.0
-    png_compression: Annotated[int, Field(ge=0, le=9)] = 6
+    png_compression: Annotated[int, Field(ge=0, le=9)] = 2  # see bshmd.outputs.png
     clear_transparent: bool = True  # black under alpha 0 in cut-outs: smaller, faster files
     webp_quality: Annotated[int, Field(ge=1, le=100)] = 90
     jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 92
@@ -224,9 +224,16 @@ class BatchConfig(Section):
     max_wait_ms: Annotated[float, Field(gt=0)] = 200.0
 
 
+# A worker count, or "auto": one per CPU the process may use (bshmd.cpus.usable_cpus).
+Workers = Annotated[int, Field(ge=1, le=64)] | Literal["auto"]
+
+
 class PipelineConfig(Section):
-    decode_workers: Annotated[int, Field(ge=1, le=64)] = 2
-    write_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    decode_workers: Workers = "auto"
+    write_workers: Workers = "auto"
+    # Decoded pixels in flight (decoding to written), in megapixels: bounds memory by bytes
+    # whatever the files' sizes; one image larger than this still goes through, alone.
+    max_inflight_megapixels: Annotated[float, Field(gt=0)] = 50.0
     queue_size: Annotated[int, Field(ge=1, le=4096)] = 16
     decode_timeout_seconds: Seconds = 60.0
     write_timeout_seconds: Seconds = 60.0
@@ -235,6 +242,20 @@ class PipelineConfig(Section):
     # its next attempt, doubling per failure in a row up to retry_max_seconds.
     retry_base_seconds: Seconds = 5.0
     retry_max_seconds: Seconds = 300.0
+
+    @property
+    def decode_worker_count(self) -> int:
+        return _worker_count(self.decode_workers)
+
+    @property
+    def write_worker_count(self) -> int:
+        return _worker_count(self.write_workers)
+
+
+def _worker_count(value: int | str) -> int:
+    from bshmd.cpus import usable_cpus
+
+    return min(usable_cpus(), 64) if value == "auto" else int(value)
 
 
 class LimitsConfig(Section):

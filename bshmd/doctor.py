@@ -60,15 +60,6 @@ class Host:
     def mounts(self) -> list[Mount]:
         return parse_mountinfo(self._mountinfo_text())
 
-    def mount_options(self, mount: Mount) -> dict[str, str]:
-        """The options of ``mount`` (mountinfo's last field, which mounts.Mount does not keep)."""
-        options: dict[str, str] = {}
-        for line in self._mountinfo_text().splitlines():
-            parsed = parse_mountinfo(line)
-            if parsed and parsed[0].mount_point == mount.mount_point:
-                options = dict(item.partition("=")[::2] for item in line.rsplit(" ", 1)[-1].split(","))
-        return options
-
     def _mountinfo_text(self) -> str:
         try:
             return self.mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
@@ -293,7 +284,7 @@ def folder_checks(config: Config, folder: FolderConfig, user: ServiceUser, host:
             detail += f", {watch}"
         checks.append(Check("OK", name, detail))
         if role == "input" and mount is not None and is_network_fs(mount.fs_type):
-            checks.append(attribute_cache_check(config, folder, mount, host.mount_options(mount)))
+            checks.append(attribute_cache_check(config, folder, mount))
     return checks
 
 
@@ -314,31 +305,26 @@ def _watch_mode(folder: FolderConfig, mount: Mount | None) -> str:
     return "watched by inotify events"
 
 
-ATTRIBUTE_CACHE_OPTIONS = ("actimeo", "acregmax", "acdirmax")
-NFS_DEFAULT_ACREGMAX = 60.0
+def attribute_cache_check(config: Config, folder: FolderConfig, mount: Mount) -> Check:
+    """A client may show a file's old size and mtime for its attribute-cache time, so the daemon
+    settles files over that time plus settle_seconds (bshmd.ingest.attrcache): say how long,
+    and warn where the cache makes every file wait longer than settling itself would."""
+    from bshmd.ingest.attrcache import SettleWindow
+    from bshmd.ingest.mounts import attribute_cache
 
-
-def attribute_cache_check(config: Config, folder: FolderConfig, mount: Mount, options: dict[str, str]) -> Check:
-    """A client may show a file's old size and mtime for the attribute-cache time: settling must outlast it."""
-    cached = None
-    for key in ATTRIBUTE_CACHE_OPTIONS:
-        if key in options:
-            cached = max(cached or 0.0, float(options[key]))
-    if cached is None and mount.fs_type.startswith("nfs"):
-        cached = NFS_DEFAULT_ACREGMAX
+    if folder.attribute_cache_seconds is not None:
+        cached, source = folder.attribute_cache_seconds, "folders[].attribute_cache_seconds"
+    else:
+        cached, source = attribute_cache(mount)
+    window = SettleWindow(config.settle_seconds, cached, source)
     name = f"attribute cache {folder.input}"
-    if cached is None:
-        return Check("OK", name, f"{mount.fs_type}: no attribute-cache time in its mount options")
     found = f"{mount.fs_type} caches attributes up to {cached:g} s"
-    # Where folders have attribute_cache_seconds, settling waits for the cache on top of
-    # settle_seconds by itself; only without it must settle_seconds outlast the cache.
-    if "attribute_cache_seconds" in type(folder).model_fields:
-        return Check("OK", name, f"{found}; settling waits that long on top of settle_seconds")
-    if cached >= config.settle_seconds:
+    if cached > config.settle_seconds:
         return Check("WARN", name, f"{found}, longer than settle_seconds ({config.settle_seconds:g} s): "
-                                   "a copy in progress can look finished",
-                     f"mount with actimeo=1 (or lower), or raise settle_seconds above {cached:g}")
-    return Check("OK", name, f"{found}, less than settle_seconds ({config.settle_seconds:g} s)")
+                                   f"{window.describe()}",
+                     "mount with actimeo=1 (or lower) so that files settle sooner, or state the real "
+                     "time in folders[].attribute_cache_seconds")
+    return Check("OK", name, f"{found}: {window.describe()}")
 
 
 def space_checks(config: Config) -> list[Check]:

@@ -1,15 +1,17 @@
-"""Screenshot of the quarantine review page on the real photos in tests/data.
+"""Screenshot of the quarantine review page on the real photos in tests/data/photos.
 
 Builds a throw-away hot folder, refuses each photo for a real reason through the real
-quarantine code (MediaPipe's segmentation, a real network, of each
-photo), serves the page and saves a PNG:
+quarantine code (a real matte of a portrait, MediaPipe's segmentation of the others from
+tests/data/models), serves the page and saves PNGs: the grid, and the
+viewer on the portrait (matte overlay; cut-out on the checkerboard; zoomed in on the top of the person (hair or hands);
+the matte alone at 200 %), named after the first argument:
 
     .venv/bin/python scripts/review_screenshot.py [/tmp/review.png]
+    # → /tmp/review.png, /tmp/review-viewer-overlay.png, -cutout, -detail-zoom, -matte-200
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 import time
@@ -21,24 +23,23 @@ from PIL import Image
 from bshmd.config import GateConfig, parse_config
 from bshmd.errors import InputRejected
 from bshmd.pipeline.decode import decode_image
-from bshmd.pipeline.gate import check_input, check_matte
+from bshmd.pipeline.gate import check_input, check_matte, measure_matte
 from bshmd.pipeline.quarantine import quarantine_input
 from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
 from bshmd.testing.segmentation import selfie_matte
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+REPO = Path(__file__).resolve().parents[1]
+TESTDATA = REPO / "tests" / "data" / "photos"
+MODEL = REPO / "tests" / "data" / "models" / "selfie_segmentation.tflite"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
 
-def segment(rgb: np.ndarray) -> np.ndarray | None:
-    """MediaPipe selfie segmentation (a real network) as a full-size matte, if the model is here."""
-    model = DATA / "models" / "selfie_segmentation.tflite"
-    if not model.exists():
-        return None
-    return selfie_matte(model, rgb)
+def segment(rgb: np.ndarray) -> np.ndarray:
+    """MediaPipe selfie segmentation (a real network) as a full-size matte."""
+    return selfie_matte(MODEL, rgb)
 
 
 def refusal(call, *args) -> InputRejected:  # noqa: ANN001
@@ -49,8 +50,18 @@ def refusal(call, *args) -> InputRejected:  # noqa: ANN001
     raise SystemExit(f"{call.__name__} did not refuse")
 
 
+def portrait() -> tuple[Path, np.ndarray]:
+    """The first portrait-*.png that has its matte (*-alpha.png) beside it, and that matte."""
+    for alpha in sorted(TESTDATA.glob("portrait-*-alpha.png")):
+        photo = alpha.with_name(alpha.name.split(".")[0] + ".png")
+        if photo.is_file():
+            with Image.open(alpha) as image:
+                return photo, np.asarray(image.convert("L"), dtype=np.uint8).copy()
+    raise SystemExit(f"no portrait-*.png with its *-alpha.png matte in {TESTDATA}")
+
+
 def build(root: Path):  # noqa: ANN201 - Config
-    testdata = DATA / "photos"
+    testdata = TESTDATA
     for name in ("in", "out", "quarantine"):
         (root / name).mkdir()
     config = parse_config({"folders": [{"input": "in", "output": "out", "quarantine": "quarantine"}]}, base_dir=root)
@@ -73,26 +84,36 @@ def build(root: Path):  # noqa: ANN201 - Config
     put("IMG_0413.jpg", rocket[: len(rocket) // 2])
     astronaut_rgb = decode(testdata / "portrait-astronaut.png")
     astronaut_matte = segment(astronaut_rgb)
-    if astronaut_matte is not None:
-        put("IMG_0414.png", (testdata / "portrait-astronaut.png").read_bytes(),
-            refusal(check_matte, astronaut_matte, GateConfig(max_foreground=0.3)), astronaut_matte)
+    put("IMG_0414.png", (testdata / "portrait-astronaut.png").read_bytes(),
+        refusal(check_matte, astronaut_matte, GateConfig(max_foreground=0.3)), astronaut_matte)
     rocket_matte = segment(decode(testdata / "no-person-rocket.jpg"))
-    if rocket_matte is not None:
-        put("IMG_0415.jpg", rocket, refusal(check_matte, rocket_matte, GateConfig()), rocket_matte)
+    put("IMG_0415.jpg", rocket, refusal(check_matte, rocket_matte, GateConfig()), rocket_matte)
     put("IMG_0416.png", (testdata / "portrait-astronaut.png").read_bytes(),
         refusal(check_input, astronaut_rgb, GateConfig(min_input_side=1000)))
-    with Image.open(testdata / "portrait-hopper.selfie-alpha.png") as image:
-        studio_matte = np.asarray(image.convert("L"), dtype=np.uint8).copy()
-    shutil.copy(testdata / "portrait-hopper.png", shoot / "IMG_0417.png")
-    put("IMG_0417.png", (testdata / "portrait-hopper.png").read_bytes(),
-        refusal(check_matte, studio_matte, GateConfig(max_uncertain=0.005)), studio_matte)
+    photo, matte = portrait()
+    # Refused by a gate twice as strict about soft edges as this matte is soft.
+    put("IMG_0417.png", photo.read_bytes(),
+        refusal(check_matte, matte, GateConfig(max_uncertain=measure_matte(matte)["uncertain"] / 2)), matte)
     return config
+
+
+def _wait(page, script: str, timeout: float = 30) -> None:  # noqa: ANN001 - playwright Page
+    # page.evaluate, not wait_for_function: the page's CSP forbids the eval the latter uses.
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(script) and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+
+
+TILES_LOADED = ("(() => { const l = document.getElementById('viewer').dataset.level;"
+                " const t = Array.from(document.querySelectorAll('#plane img.tile-img[data-level=\"' + l + '\"]'));"
+                " return t.length > 0 && t.every(i => i.dataset.loaded === '1'); })()")
 
 
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/review.png")
+    shots = [target]
     with tempfile.TemporaryDirectory() as tmp:
         config = build(Path(tmp))
         server = ReviewServer(Mounted("/review", ReviewApp(config))).start()
@@ -101,16 +122,37 @@ def main() -> int:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 page.goto(f"{server.url}/review/")
-                # page.evaluate, not wait_for_function: the page's CSP forbids the eval the latter uses.
-                loaded = "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
-                deadline = time.monotonic() + 30
-                while not page.evaluate(loaded) and time.monotonic() < deadline:
-                    page.wait_for_timeout(100)
+                _wait(page, "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
                 page.screenshot(path=str(target), full_page=True)
+                # The viewer on the portrait (newest, so the first card).
+                page.keyboard.press("Enter")
+                for name, keys in (("overlay", []), ("cutout", ["c"]), ("detail-zoom", ["o"]),
+                                   ("matte-200", ["m", "1", "+"])):
+                    for key in keys:
+                        page.keyboard.press(key)
+                    if name == "detail-zoom":  # wheel in on the top of the head, then drag it to the middle
+                        page.keyboard.press("0")
+                        _, matte = portrait()
+                        top = int(np.argmax((matte > 128).any(axis=1)))
+                        head = float(np.flatnonzero(matte[top + 10] > 128).mean())
+                        box = page.locator("#stage").bounding_box()
+                        scale, tx, ty = (float(page.get_attribute("#viewer", f"data-{a}")) for a in ("scale", "tx", "ty"))
+                        page.mouse.move(box["x"] + tx + head * scale, box["y"] + ty + (top + 10) * scale)
+                        for _ in range(6):
+                            page.mouse.wheel(0, -100)
+                            page.wait_for_timeout(50)
+                        page.mouse.down()
+                        page.mouse.move(640, 480, steps=4)
+                        page.mouse.up()
+                    _wait(page, TILES_LOADED)
+                    shot = target.with_name(f"{target.stem}-viewer-{name}{target.suffix}")
+                    page.screenshot(path=str(shot))
+                    shots.append(shot)
                 browser.close()
         finally:
             server.stop()
-    print(target)
+    for shot in shots:
+        print(shot)
     return 0
 
 

@@ -62,7 +62,7 @@ gate: {min_foreground: 0.05}
     outputs = config.outputs_for(folder)
     assert outputs.formats == ("composite",)
     assert outputs.background == "#00ff00"
-    assert outputs.png_compression == 6  # inherited default
+    assert outputs.png_compression == 2  # inherited default
     assert config.gate_for(folder).max_uncertain == 0.5
     assert config.gate_for(folder).min_foreground == config.gate.min_foreground
     assert config.on_success_for(folder) == "move"

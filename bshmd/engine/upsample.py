@@ -36,12 +36,32 @@ def _box(values: Any, radius: int) -> Any:
     return cv2.boxFilter(values, -1, (size, size), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
+_STRIP_ROWS = 64  # full-resolution rows finished at a time: float temporaries under 2 MB at 24 MP
+
+
+def _grey_small(guide_rgb: Any, small_w: int, small_h: int) -> Any:
+    """The guide's grey (0..1, float32) area-averaged down to the matte's size.
+
+    Averaged in 16-bit fixed point (grey·256) rather than from a float32 copy of the whole
+    frame: 2 bytes a pixel instead of 4, and 1/256 of a level is far below what the matte shows.
+    """
+    import cv2
+    import numpy as np
+
+    grey = cv2.cvtColor(guide_rgb, cv2.COLOR_RGB2GRAY)
+    fixed = cv2.resize(np.left_shift(grey, 8, dtype=np.uint16), (small_w, small_h), interpolation=cv2.INTER_AREA)
+    return fixed.astype(np.float32) * (1.0 / (255.0 * 256.0))
+
+
 def guided_upsample(alpha: Any, guide_rgb: Any, *, radius: int = DEFAULT_RADIUS,
                     eps: float = DEFAULT_EPS) -> Any:
     """Bring the uint8 matte ``alpha`` (h×w) up to ``guide_rgb``'s size (H×W×3 uint8 RGB).
 
     The linear coefficients are computed at the matte's resolution (cheap even for 50 MP
     photos) and interpolated bilinearly; only the final ``a · grey + b`` uses full-res pixels.
+    That last step runs a strip of rows at a time: the coefficients are first stretched to
+    full width at low height (as cv2.resize does its horizontal pass), then each strip's rows
+    are interpolated vertically, so no full-resolution float array is ever made.
     """
     import cv2
     import numpy as np
@@ -49,9 +69,8 @@ def guided_upsample(alpha: Any, guide_rgb: Any, *, radius: int = DEFAULT_RADIUS,
     height, width = guide_rgb.shape[:2]
     if alpha.shape[:2] == (height, width):
         return alpha
-    grey_full = cv2.cvtColor(guide_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1.0 / 255.0)
     small_h, small_w = alpha.shape[:2]
-    grey = cv2.resize(grey_full, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    grey = _grey_small(guide_rgb, small_w, small_h)
     matte = alpha.astype(np.float32) * (1.0 / 255.0)
 
     radius = max(1, min(radius, (min(small_h, small_w) - 1) // 2 or 1))
@@ -62,10 +81,31 @@ def guided_upsample(alpha: Any, guide_rgb: Any, *, radius: int = DEFAULT_RADIUS,
     slope = covariance / (variance + eps)
     offset = mean_matte - slope * mean_grey
 
-    slope_full = cv2.resize(_box(slope, radius), (width, height), interpolation=cv2.INTER_LINEAR)
-    offset_full = cv2.resize(_box(offset, radius), (width, height), interpolation=cv2.INTER_LINEAR)
-    result = slope_full * grey_full
-    result += offset_full
-    np.clip(result, 0.0, 1.0, out=result)
-    result *= 255.0
-    return np.rint(result).astype(np.uint8)
+    # The offset is scaled to 0..255 once, at low resolution, and the slope applies to grey in
+    # 0..255, instead of scaling every full-resolution pixel.
+    slope = _box(slope, radius)
+    offset = _box(offset, radius) * 255.0
+    # Vertical bilinear weights as cv2.resize computes them (pixel centres aligned, clamped).
+    source_y = (np.arange(height, dtype=np.float64) + 0.5) * (small_h / height) - 0.5
+    source_y = np.clip(source_y, 0.0, small_h - 1)
+    above = np.minimum(np.floor(source_y).astype(np.intp), small_h - 1)
+    below = np.minimum(above + 1, small_h - 1)
+    weight = (source_y - above).astype(np.float32)[:, None]
+
+    out = np.empty((height, width), np.uint8)
+    for top in range(0, height, _STRIP_ROWS):
+        rows = slice(top, min(top + _STRIP_ROWS, height))
+        w = weight[rows]
+        # Vertically at the matte's width (cheap), then cv2 stretches each row to full width;
+        # a height kept as it is makes cv2's vertical pass the identity.
+        strip_slope = slope[above[rows]]
+        strip_slope += (slope[below[rows]] - strip_slope) * w
+        strip_offset = offset[above[rows]]
+        strip_offset += (offset[below[rows]] - strip_offset) * w
+        size = (width, strip_slope.shape[0])
+        result = cv2.resize(strip_slope, size, interpolation=cv2.INTER_LINEAR)
+        result *= cv2.cvtColor(guide_rgb[rows], cv2.COLOR_RGB2GRAY)
+        result += cv2.resize(strip_offset, size, interpolation=cv2.INTER_LINEAR)
+        np.maximum(result, 0.0, out=result)
+        out[rows] = cv2.convertScaleAbs(result)  # rounds to nearest and saturates at 255 in one pass
+    return out

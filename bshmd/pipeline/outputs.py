@@ -118,19 +118,70 @@ def feather(alpha: np.ndarray, feather_px: float) -> np.ndarray:
                             borderType=cv2.BORDER_REPLICATE)
 
 
+_STRIP_ROWS = 256  # rows blended at a time: integer temporaries stay a few MB at any size
+
+
 def composite(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig) -> np.ndarray:
-    """rgb·a + background·(1−a), rounded to uint8."""
+    """rgb·a + background·(1−a), rounded to uint8.
+
+    In 16-bit integers, a strip of rows at a time: a float32 copy of a 24 MP frame is 290 MB
+    per temporary. The result equals the exact rounding of the float formula, which differs
+    from float32 rounding by at most 1 level (at exact halves).
+    """
     import numpy as np
 
     height, width = alpha.shape
     if outputs.background_image is not None:
-        background = _cover(load_background(outputs.background_image), height, width).astype(np.float32)
+        background: np.ndarray = _cover(load_background(outputs.background_image), height, width)
     else:
-        background = np.empty((height, width, 3), np.float32)
+        background = np.empty((1, 1, 3), np.uint8)
         background[:] = _background_rgb(outputs.background)
-    a = alpha.astype(np.float32)[:, :, None] / 255.0
-    mixed = rgb.astype(np.float32) * a + background * (1.0 - a)
-    return np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    out = np.empty((height, width, 3), np.uint8)
+    for top in range(0, height, _STRIP_ROWS):
+        rows = slice(top, top + _STRIP_ROWS)
+        a = alpha[rows, :, None].astype(np.uint16)
+        behind = background if background.shape[0] == 1 else background[rows]
+        mixed = rgb[rows] * a  # uint16: at most 255·255
+        mixed += behind * (255 - a)
+        # round(x / 255) for 0 <= x <= 255·255, without a division.
+        mixed += 128
+        mixed += mixed >> 8
+        mixed >>= 8
+        out[rows] = mixed
+    return out
+
+
+class CutoutStrips:
+    """The cut-out's RGBA rows made from the photo and its matte a strip at a time, for
+    encode_png: the interleaved 4-channel frame (96 MB at 24 MP) never exists whole."""
+
+    def __init__(self, rgb: np.ndarray, alpha: np.ndarray, clear_transparent: bool) -> None:
+        self._rgb, self._alpha, self._clear = rgb, alpha, clear_transparent
+        self.shape = (*alpha.shape, 4)
+
+    def rows(self, top: int, bottom: int) -> np.ndarray:
+        return cutout_pixels(self._rgb[top:bottom], self._alpha[top:bottom], self._clear)
+
+
+def cutout_pixels(rgb: np.ndarray, alpha: np.ndarray, clear_transparent: bool) -> np.ndarray:
+    """H×W×4 RGBA: the photo with the matte as alpha (black under alpha 0 when asked)."""
+    import cv2
+    import numpy as np
+
+    if not clear_transparent:
+        return np.dstack([rgb, alpha])
+    # Colour under alpha 0 is invisible; black there makes a typical cut-out PNG about 5×
+    # smaller and 4-10× faster to encode. cv2 masks and interleaves in two passes; numpy's
+    # boolean index (rgba[alpha == 0] = 0) took 1.0 CPU-s at 24 MP, this 0.05 s.
+    return cv2.merge([cv2.copyTo(rgb, alpha), alpha])
+
+
+def png_threads() -> int:
+    """Threads one PNG encode may use: every usable core, so a lone large image is not
+    encoded on one core while the others idle (with a backlog, write workers share them)."""
+    from bshmd.cpus import usable_cpus
+
+    return usable_cpus()
 
 
 def _check_shapes(rgb: np.ndarray, alpha: np.ndarray) -> None:
@@ -154,26 +205,24 @@ def alpha16(alpha: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(alpha, 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
-def _png(pixels: np.ndarray, mode: str, level: int, chunks: list[tuple[bytes, bytes]]) -> bytes:
-    """A PNG of ``pixels`` with metadata ``chunks`` before IDAT (8 bits by Pillow, 16 by OpenCV,
-    which Pillow cannot write for colour)."""
+def _png(pixels: np.ndarray | CutoutStrips, level: int, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG of ``pixels`` with metadata ``chunks`` before IDAT: 8 bits by bshmd.outputs.png
+    (the fast encoder, on every usable core), 16 bits by OpenCV."""
     import numpy as np
 
-    from bshmd.outputs.metadata import add_png_chunks
+    from bshmd.outputs.png import encode_png
 
-    if pixels.dtype == np.uint16:
+    if isinstance(pixels, np.ndarray) and pixels.dtype == np.uint16:
         import cv2
+
+        from bshmd.outputs.metadata import add_png_chunks
 
         order = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
         ok, encoded = cv2.imencode(".png", cv2.cvtColor(pixels, order), [cv2.IMWRITE_PNG_COMPRESSION, level])
         if not ok:
             raise ValueError("OpenCV could not encode the 16-bit PNG")
         return add_png_chunks(encoded.tobytes(), chunks)
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode).save(buffer, "PNG", compress_level=level)
-    return add_png_chunks(buffer.getvalue(), chunks)
+    return encode_png(pixels, level=level, chunks=chunks, threads=png_threads())
 
 
 def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *,
@@ -231,12 +280,8 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
     level = outputs.png_compression
     blobs: dict[str, bytes] = {}
     rgba = None
-    if {"cutout", "webp", "avif"} & set(outputs.formats):
-        rgba = np.dstack([pixels, alpha])
-        if outputs.clear_transparent:
-            # Colour under alpha 0 is invisible; black there makes a typical cut-out PNG about
-            # 5× smaller and 4-10× faster to encode, so writers keep up with the GPU.
-            rgba[alpha == 0, :3] = 0
+    if {"webp", "avif"} & set(outputs.formats):
+        rgba = cutout_pixels(pixels, alpha, outputs.clear_transparent)
     for fmt in outputs.formats:
         buffer = io.BytesIO()
         if fmt == "cutout":
@@ -244,12 +289,13 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
                 rgba16 = np.dstack([pixels16, alpha16(alpha if precise is None else precise)])
                 if outputs.clear_transparent:
                     rgba16[alpha == 0, :3] = 0
-                blobs[fmt] = _png(rgba16, "RGBA", level, metadata.png_chunks(meta))
+                blobs[fmt] = _png(rgba16, level, metadata.png_chunks(meta))
             else:
-                blobs[fmt] = _png(rgba, "RGBA", level, metadata.png_chunks(meta))
+                blobs[fmt] = _png(CutoutStrips(pixels, alpha, outputs.clear_transparent), level,
+                                  metadata.png_chunks(meta))
             continue
         if fmt == "alpha":
-            blobs[fmt] = _png(alpha, "L", level, metadata.png_chunks(no_icc))
+            blobs[fmt] = _png(alpha, level, metadata.png_chunks(no_icc))
             continue
         if fmt == "composite":
             flat = composite(pixels, alpha, outputs)
@@ -259,7 +305,7 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
                 buffer.write(encode_jpeg(Image.fromarray(flat, "RGB"), outputs.jpeg_quality,
                                          outputs.jpeg_max_bytes, **args))
             else:
-                blobs[fmt] = _png(flat, "RGB", level, metadata.png_chunks(meta))
+                blobs[fmt] = _png(flat, level, metadata.png_chunks(meta))
                 continue
         elif fmt == "webp":
             lossless = outputs.webp_quality == 100

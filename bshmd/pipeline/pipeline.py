@@ -9,7 +9,8 @@ before it instead of filling memory::
 
 - Memory is bounded by ``capacity`` (``pipeline.queue_size`` + ``batch.max_size``): ``submit``
   blocks while that many jobs are submitted but unfinished, wherever they are. How many files
-  wait in the watched folder does not matter.
+  wait in the watched folder does not matter. Decoded pixels are bounded too: a decode worker
+  waits for its image's share of ``pipeline.max_inflight_megapixels`` (bshmd.pipeline.budget).
 - Decode and write calls run on a ``TimedRunner``: a file that takes longer than
   ``decode_timeout_seconds`` / ``write_timeout_seconds`` is quarantined as
   ``decode_timeout`` / ``write_timeout`` and its stuck worker is replaced.
@@ -59,6 +60,7 @@ from bshmd.fs.move import SourceChanged, remove_unchanged
 from bshmd.ledger.outcome import NOT_FINISHED, PROCESSED, QUARANTINED, RECOVERED, RELEASED, Outcome
 from bshmd.metrics import Metrics
 from bshmd.pipeline.batcher import Batcher
+from bshmd.pipeline.budget import PixelBudget, bound_heap_retention, image_megapixels, return_freed_memory
 from bshmd.pipeline.grace import NotFinished, judge
 from bshmd.pipeline.retry import BACK_OFF_REASONS, RetryBackoff
 from bshmd.pipeline.sidecars import move_with_sidecar
@@ -171,8 +173,9 @@ class Pipeline:
         self._disk_full_backoff = 0.0
         self._disk_full = False  # the last failed write found no space; cleared by a successful one
 
-        self._decode_workers = config.pipeline.decode_workers
-        self._write_workers = config.pipeline.write_workers
+        self._decode_workers = config.pipeline.decode_worker_count
+        self._write_workers = config.pipeline.write_worker_count
+        self._pixels = PixelBudget(config.pipeline.max_inflight_megapixels)  # held from decode to finish
         self._intake: queue.Queue[Any] = queue.Queue(self.capacity + self._decode_workers)
         self._write_q: queue.Queue[Any] = queue.Queue(self.capacity + self._write_workers)
         self._batcher: Batcher[_Work] = Batcher(config.batch.max_size, config.batch.max_wait_ms / 1000)
@@ -187,6 +190,7 @@ class Pipeline:
         if self._started:
             raise RuntimeError("the pipeline was already started")
         self._started = True
+        bound_heap_retention()
         depth = self.metrics.queue_depth
         depth.labels("intake").set_function(self._intake.qsize)
         depth.labels("decode").set_function(lambda: self._decoding)
@@ -283,6 +287,7 @@ class Pipeline:
             self._lock.notify_all()
         self._aborted.set()
         self._batcher.close()
+        self._pixels.close()
         with self._lock:
             jobs = list(self._open.values())
         for job in jobs:
@@ -312,6 +317,7 @@ class Pipeline:
         with self._lock:
             self._config = config
         self._batcher.set_limits(config.batch.max_size, config.batch.max_wait_ms / 1000)
+        self._pixels.set_limit(config.pipeline.max_inflight_megapixels)
         self.retry_backoff.set_limits(*self._retry_limits(config))
 
     def _retry_limits(self, config: Config) -> tuple[float, float]:
@@ -377,6 +383,9 @@ class Pipeline:
 
     def _decode_loop(self, runner: TimedRunner) -> None:
         while (job := self._next(self._intake)) is not _STOP:
+            if not self._pixels.acquire(id(job), self._megapixels(job, runner)):  # closed by abort
+                self._release(job, "shutdown")
+                continue
             with self._lock:
                 self._decoding += 1
             try:
@@ -395,6 +404,14 @@ class Pipeline:
                     self._batcher.add(work, tuple(work.rgb.shape[:2]))
                 except RuntimeError:  # closed by abort
                     self._release(job, "shutdown")
+
+    def _megapixels(self, job: Job, runner: TimedRunner) -> float:
+        """The input's size from its header, read on the timed worker: a hung share must not
+        hang this thread (0 then; decoding times out and quarantines the file)."""
+        try:
+            return runner.call(lambda: image_megapixels(job.path), self._config.pipeline.decode_timeout_seconds)
+        except StageTimeout:
+            return 0.0
 
     def _decode(self, job: Job, runner: TimedRunner) -> _Work:
         from bshmd.pipeline.gate import check_input
@@ -737,6 +754,8 @@ class Pipeline:
             log.exception("on_done callback failed for %s", job.path)
         finally:
             # The slot frees only now: a slow callback holds back submit like a slow writer.
+            self._pixels.release(id(job))
+            return_freed_memory()
             with self._lock:
                 self._finishing -= 1
                 self._lock.notify_all()

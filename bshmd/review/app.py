@@ -1,15 +1,22 @@
-"""The review page as a WSGI application: the grid, its thumbnails, and the three actions.
+"""The review page as a WSGI application: the grid, the viewer's images, the actions and undo.
 
 Routes, below wherever the app is mounted (``SCRIPT_NAME``, e.g. ``/review``)::
 
-    GET  /                      the grid (filters: ?folder=N&reason=CODE&page=N)
+    GET  /                      the grid (filters: ?folder=N&shoot=NAME&reason=CODE&page=N)
     GET  /static/<name>         the page's CSS and JS, from the package's static folder only
     GET  /thumb/<id>/<kind>     photo | matte | cutout thumbnail of one entry
+    GET  /tile/<id>/<kind>/<level>/<column>/<row>
+                                one 512-pixel tile of the viewer (``bshmd.review.tiles``)
+    GET  /api/view/<id>         the entry's size and pyramid depth, for the viewer
     GET  /api/entries           the waiting entries as JSON
+    GET  /api/state             a version of the listing and the counts left: polled by the page
     POST /api/actions           {"action": "accept"|"requeue"|"reject", "ids": [...]}
+                                {"action": ..., "filter": {"folder", "shoot", "reason"}, "count": N}
+                                {"action": "undo", "ids": [undo tokens the actions returned]}
 
 Entries are named by opaque ids (``bshmd.review.ids``), never by paths. Actions call the same
-functions as ``bshmd quarantine`` (``bshmd.pipeline.quarantine``), one at a time.
+functions as ``bshmd quarantine`` (``bshmd.pipeline.quarantine``), one at a time. A shoot is an
+entry's top-level folder inside its quarantine folder; counts of what is left are per shoot.
 """
 
 from __future__ import annotations
@@ -30,7 +37,10 @@ from bshmd.errors import InputRejected
 from bshmd.pipeline import quarantine
 from bshmd.review import ids, page
 from bshmd.review.access import Access
+from bshmd.review.listing import Waiting, shoot_of
 from bshmd.review.thumbnails import KINDS, ThumbnailCache
+from bshmd.review.tiles import TILE_KINDS, TileCache
+from bshmd.review.undo import Done, UndoBook, UndoRefused
 
 log = logging.getLogger("bshmd.review")
 
@@ -47,8 +57,8 @@ _SECURITY_HEADERS = [
                                 "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
 ]
 _STATUS_TEXT = {200: "OK", 303: "See Other", 308: "Permanent Redirect", 400: "Bad Request", 401: "Unauthorized",
-                403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
-                415: "Unsupported Media Type", 421: "Misdirected Request"}
+                403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+                413: "Content Too Large", 415: "Unsupported Media Type", 421: "Misdirected Request"}
 
 StartResponse = Callable[..., Any]
 
@@ -74,6 +84,9 @@ class ReviewApp:
         self.config = config
         self.access = Access(token if token is not None else config.http.token)
         self.thumbnails = ThumbnailCache(config)
+        self.tiles = TileCache(config, self.thumbnails)
+        self.undo_book = UndoBook(config)
+        self.waiting = Waiting(config.folders)
         self._static = _static_files()
         self._action_lock = threading.Lock()  # one action at a time: two clicks never race on a file
 
@@ -108,20 +121,36 @@ class ReviewApp:
             return self._page(environ, start_response, base)
         if path == "/api/entries":
             return self._json(start_response, 200, {"entries": [self._entry_json(e) for e in self._entries()]})
+        if path == "/api/state":
+            return self._state(start_response)
+        if path.startswith("/api/view/"):
+            return self._view(start_response, path[len("/api/view/"):])
         if path.startswith("/static/"):
             return self._static_file(start_response, path[len("/static/"):])
         if path.startswith("/thumb/"):
             return self._thumbnail(start_response, path[len("/thumb/"):])
+        if path.startswith("/tile/"):
+            return self._tile(start_response, path[len("/tile/"):])
         return self._text(start_response, 404, "Not found.")
 
-    # --- pages ---------------------------------------------------------------------------
+    # --- the listing ---------------------------------------------------------------------
 
     def _entries(self) -> list[quarantine.QuarantineEntry]:
-        return quarantine.list_entries(self.config.folders)
+        return self.waiting.current().entries
+
+    def _state(self, start_response: StartResponse) -> Iterable[bytes]:
+        listing = self.waiting.current()
+        shoots = [{"folder": i, "shoot": shoot, "left": n} for i, shoot, n in listing.left]
+        return self._json(start_response, 200, {"version": listing.version, "total": len(listing.entries),
+                                                "shoots": shoots})
+
+    # --- pages ---------------------------------------------------------------------------
 
     def _entry_json(self, entry: quarantine.QuarantineEntry) -> dict[str, Any]:
         return {
             "id": ids.entry_id(self.config.folders, entry),
+            "folder": self.waiting.index_of(entry),
+            "shoot": shoot_of(entry),
             "name": entry.path.relative_to(entry.folder.quarantine).as_posix(),
             "reason": entry.reason,
             "message": entry.record.get("message", ""),
@@ -136,24 +165,33 @@ class ReviewApp:
         folder_filter = _int_or_none(query.get("folder", [""])[-1])
         if folder_filter is not None and not 0 <= folder_filter < len(folders):
             folder_filter = None
+        shoot_values = query.get("shoot")
+        shoot_filter = shoot_values[-1] if shoot_values and shoot_values[-1] != "*" else None
         reason_filter = query.get("reason", [""])[-1] or None
-        entries = self._entries()
-        index_of = {f.quarantine: i for i, f in enumerate(folders)}
-        per_folder = Counter(index_of[e.folder.quarantine] for e in entries)
-        in_folder = [e for e in entries if folder_filter is None or index_of[e.folder.quarantine] == folder_filter]
-        per_reason = Counter(e.reason for e in in_folder)
-        matching = [e for e in in_folder if reason_filter is None or e.reason == reason_filter]
+        listing = self.waiting.current()
+        entries = listing.entries
+        per_folder = Counter(self.waiting.index_of(e) for e in entries)
+        in_folder = self.waiting.matching(entries, folder_filter, None, None)
+        # A chosen shoot stays chosen when its last entry goes: the page shows "none left",
+        # not suddenly every other shoot's entries.
+        shoots = sorted({shoot_of(e) for e in in_folder} | ({shoot_filter} if shoot_filter is not None else set()))
+        in_shoot = self.waiting.matching(in_folder, None, shoot_filter, None)
+        per_reason = Counter(e.reason for e in in_shoot)
+        matching = self.waiting.matching(in_shoot, None, None, reason_filter)
         pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
         page_number = min(max(1, _int_or_none(query.get("page", [""])[-1]) or 1), pages)
         shown = matching[(page_number - 1) * PAGE_SIZE: page_number * PAGE_SIZE]
-        cards = [self._card(entry, index_of[entry.folder.quarantine]) for entry in shown]
-        listing = page.Listing(
+        cards = [self._card(entry, self.waiting.index_of(entry)) for entry in shown]
+        rendered = page.Listing(
             base=base, cards=cards, total=len(entries), matching=len(matching), page=page_number, pages=pages,
-            folder=folder_filter, reason=reason_filter,
+            folder=folder_filter, shoot=shoot_filter, reason=reason_filter, version=listing.version,
             folders=[(i, str(f.input), per_folder.get(i, 0)) for i, f in enumerate(folders)],
+            shoots=[(name, sum(1 for e in in_folder if shoot_of(e) == name)) for name in shoots],
             reasons=sorted(per_reason.items(), key=lambda item: (-item[1], item[0])),
+            left=[(str(folders[i].input), shoot, n) for i, shoot, n in listing.left],
+            show_folder_in_left=len(folders) > 1,
         )
-        body = page.render(listing).encode("utf-8")
+        body = page.render(rendered).encode("utf-8")
         return self._respond(start_response, 200, body, "text/html; charset=utf-8")
 
     def _card(self, entry: quarantine.QuarantineEntry, index: int) -> page.Card:
@@ -162,6 +200,7 @@ class ReviewApp:
             id=ids.entry_id(self.config.folders, entry),
             name=entry.path.relative_to(entry.folder.quarantine).as_posix(),
             folder_label=str(self.config.folders[index].input),
+            shoot=shoot_of(entry),
             reason=entry.reason,
             message=str(record.get("message", "")),
             measured=record.get("measured"),
@@ -193,6 +232,42 @@ class ReviewApp:
         return self._respond(start_response, 200, thumbnail.data, thumbnail.content_type,
                              [("Cache-Control", "private, max-age=86400")])
 
+    def _entry_or_none(self, entry_id: str) -> quarantine.QuarantineEntry | None:
+        try:
+            return ids.resolve(self.config.folders, entry_id)
+        except ids.BadEntryId:
+            return None
+
+    def _view(self, start_response: StartResponse, entry_id: str) -> Iterable[bytes]:
+        entry = self._entry_or_none(entry_id)
+        if entry is None:
+            return self._json(start_response, 404, {"error": "no such entry"})
+        geometry = self.tiles.geometry(entry)
+        body: dict[str, Any] = {"id": entry_id, "name": entry.path.relative_to(entry.folder.quarantine).as_posix(),
+                                "reason": entry.reason}
+        body.update(geometry.as_json() if geometry else {"width": 0, "height": 0, "levels": 0,
+                                                           "has_photo": False, "has_matte": False})
+        return self._json(start_response, 200, body)
+
+    def _tile(self, start_response: StartResponse, rest: str) -> Iterable[bytes]:
+        parts = rest.split("/")
+        numbers = [_int_or_none(p) if p.isdigit() and len(p) < 6 else None for p in parts[2:]]
+        if len(parts) != 5 or parts[1] not in TILE_KINDS or None in numbers:
+            return self._text(start_response, 404, "Not found.")
+        entry = self._entry_or_none(parts[0])
+        if entry is None:
+            return self._text(start_response, 404, "No such entry.")
+        level, column, row = (n for n in numbers if n is not None)
+        try:
+            data = self.tiles.get(entry, parts[1], level, column, row)
+        except Exception as exc:  # noqa: BLE001 - a photo that cannot be decoded shows nothing, the page goes on
+            log.info("review: no tile of %s: %s", entry.path, exc)
+            data = None
+        if data is None:
+            return self._text(start_response, 404, "No such tile.")
+        return self._respond(start_response, 200, data, TILE_KINDS[parts[1]][1],
+                             [("Cache-Control", "private, max-age=86400")])
+
     # --- actions -------------------------------------------------------------------------
 
     def _actions(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -211,12 +286,35 @@ class ReviewApp:
             return self._json(start_response, 400, {"error": "the body is not JSON"})
         action = body.get("action") if isinstance(body, dict) else None
         entry_ids = body.get("ids") if isinstance(body, dict) else None
-        if action not in ACTIONS or not isinstance(entry_ids, list) or not entry_ids \
+        by = f"review@{environ.get('REMOTE_ADDR', '?')}"
+        if action in ACTIONS and isinstance(body, dict) and isinstance(body.get("filter"), dict):
+            return self._bulk(start_response, action, body["filter"], body.get("count"), by)
+        if action not in (*ACTIONS, "undo") or not isinstance(entry_ids, list) or not entry_ids \
                 or not all(isinstance(i, str) for i in entry_ids):
             return self._json(start_response, 400, {"error": f"expected {{'action': one of {list(ACTIONS)}, "
-                                                             "'ids': [entry ids]}"})
-        by = f"review@{environ.get('REMOTE_ADDR', '?')}"
-        results = [self.act(action, entry_id, by=by) for entry_id in dict.fromkeys(entry_ids)]
+                                                             "'ids': [entry ids]}, or a 'filter' and 'count'"})
+        if action == "undo":
+            results = [self.undo(token, by=by) for token in dict.fromkeys(entry_ids)]
+        else:
+            results = [self.act(action, entry_id, by=by) for entry_id in dict.fromkeys(entry_ids)]
+        return self._json(start_response, 200, {"action": action, "results": results})
+
+    def _bulk(self, start_response: StartResponse, action: str, wanted: dict[str, Any], count: object,
+              by: str) -> Iterable[bytes]:
+        """Every entry of one reason (in one shoot): only if there are still as many as the page confirmed."""
+        folder, shoot, reason = wanted.get("folder"), wanted.get("shoot"), wanted.get("reason")
+        if not isinstance(reason, str) or not isinstance(count, int) or isinstance(count, bool) \
+                or not (folder is None or isinstance(folder, int) and not isinstance(folder, bool)) \
+                or not (shoot is None or isinstance(shoot, str)):
+            return self._json(start_response, 400, {"error": "a bulk action names a 'reason' (and optionally "
+                                                             "'folder' and 'shoot') and the confirmed 'count'"})
+        with self._action_lock:
+            chosen = self.waiting.matching(self.waiting.current().entries, folder, shoot, reason)
+            if len(chosen) != count:
+                return self._json(start_response, 409, {"error": f"{len(chosen)} entries match now, not {count}: "
+                                                                 "nothing was changed", "count": len(chosen)})
+            chosen_ids = [ids.entry_id(self.config.folders, e) for e in chosen]
+        results = [self.act(action, entry_id, by=by) for entry_id in chosen_ids]
         return self._json(start_response, 200, {"action": action, "results": results})
 
     def act(self, action: str, entry_id: str, *, by: str = "review") -> dict[str, Any]:
@@ -229,22 +327,45 @@ class ReviewApp:
                 return {"id": entry_id, "ok": False, "message": "not in quarantine any more, or not an entry"}
             name = entry.path.name
             thumbs_key = self.thumbnails.key(entry)
+            before = json.loads(json.dumps(entry.record, default=str))
+            matte_copy = self.undo_book.keep_matte(entry) if action in ("accept", "requeue") else None
+            done = Done(action, entry.folder, entry.relpath, before, None, matte_copy=matte_copy)
             try:
                 if action == "accept":
                     written = quarantine.accept(entry, self.config, by=by)
                     message = f"{name}: accepted; wrote {', '.join(p.name for p in written)}"
+                    done.outputs = written
+                    kept = entry.record.get("history", [{}])[-1].get("input")
+                    done.place = Path(kept) if isinstance(kept, str) else None
                 elif action == "requeue":
-                    moved = quarantine.requeue(entry, by=by)
-                    message = f"{name}: back in the hot folder as {moved.name}, to be processed again"
+                    done.place = quarantine.requeue(entry, by=by)
+                    message = f"{name}: back in the hot folder as {done.place.name}, to be processed again"
                 else:
-                    moved = quarantine.reject(entry, by=by)
+                    done.place = moved = quarantine.reject(entry, by=by)
+                    done.rejected_sidecars = [moved.with_name(moved.name + suffix)
+                                              for suffix in quarantine.SIDECAR_SUFFIXES]
                     message = f"{name}: rejected; kept in {moved.parent}"
             except (InputRejected, OSError, ValueError) as exc:
                 log.warning("review: %s of %s failed: %s", action, entry.path, exc)
+                if matte_copy is not None:
+                    matte_copy.unlink(missing_ok=True)
                 return {"id": entry_id, "ok": False, "message": f"{name}: {action} failed: {exc}"}
             self.thumbnails.forget(entry, thumbs_key)
+            self.tiles.forget(entry, thumbs_key)
             log.info("review: %s %s (by %s)", action, entry.path, by)
-            return {"id": entry_id, "ok": True, "message": message}
+            return {"id": entry_id, "ok": True, "message": message, "undo": self.undo_book.record(done)}
+
+    def undo(self, token: str, *, by: str = "review") -> dict[str, Any]:
+        """Take back one earlier action of this page: the entry is in quarantine again."""
+        with self._action_lock:
+            try:
+                restored = self.undo_book.undo(token, by=by)
+            except UndoRefused as exc:
+                log.warning("review: undo refused: %s", exc)
+                return {"id": token, "ok": False, "message": f"cannot undo: {exc}"}
+            entry = quarantine.find_entry(self.config.folders, restored)
+            return {"id": token, "ok": True, "entry": ids.entry_id(self.config.folders, entry),
+                    "message": f"{restored.name}: back in quarantine"}
 
     # --- responses -----------------------------------------------------------------------
 

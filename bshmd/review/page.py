@@ -16,6 +16,7 @@ class Card:
     id: str
     name: str  # the path inside the quarantine folder, for display
     folder_label: str
+    shoot: str  # the top-level folder inside the quarantine folder ("" for none)
     reason: str
     message: str
     measured: object
@@ -33,9 +34,14 @@ class Listing:
     page: int
     pages: int
     folder: int | None
+    shoot: str | None
     reason: str | None
+    version: str  # of the listing: the page polls /api/state and refreshes when it changes
     folders: Sequence[tuple[int, str, int]]  # (index, label, count)
-    reasons: Sequence[tuple[str, int]]  # (code, count) within the chosen folder
+    shoots: Sequence[tuple[str, int]]  # (name, count) within the chosen folder
+    reasons: Sequence[tuple[str, int]]  # (code, count) within the chosen folder and shoot
+    left: Sequence[tuple[str, str, int]]  # (folder label, shoot, count) of every entry waiting
+    show_folder_in_left: bool
 
 
 def _e(value: object) -> str:
@@ -73,7 +79,9 @@ def _card(base: str, card: Card) -> str:
                      for label, value in measured_summary(card.measured))
     accept_note = "" if card.has_matte else ' disabled title="No matte was kept: requeue it instead"'
     return f"""
-<article class="card" data-id="{_e(card.id)}" data-name="{_e(card.name)}" data-reason="{_e(card.reason)}">
+<article class="card" data-id="{_e(card.id)}" data-name="{_e(card.name)}" data-reason="{_e(card.reason)}"
+  data-shoot="{_e(card.shoot)}" data-version="{_version(card)}" data-matte="{int(card.has_matte)}"
+  data-title="{_e(reason_title(card.reason))}" tabindex="-1">
   <header>
     <label class="pick-label"><input type="checkbox" class="pick" value="{_e(card.id)}" aria-label="select {_e(card.name)}">
       <span class="name" title="{_e(card.folder_label)}: {_e(card.name)}">{_e(card.name)}</span></label>
@@ -94,14 +102,72 @@ def _card(base: str, card: Card) -> str:
 
 
 def _query(listing: Listing, **changes: object) -> str:
-    params: dict[str, object] = {"folder": listing.folder, "reason": listing.reason, "page": listing.page}
+    params: dict[str, object] = {"folder": listing.folder, "shoot": listing.shoot, "reason": listing.reason,
+                                 "page": listing.page}
     params.update(changes)
-    kept = {k: v for k, v in params.items() if v not in (None, "") and not (k == "page" and v == 1)}
+    kept = {k: v for k, v in params.items()
+            if v is not None and (v != "" or k == "shoot") and not (k == "page" and v == 1)}
     return f"{listing.base}/" + ("?" + urlencode(kept) if kept else "")
 
 
-def _options(selected: object, choices: Sequence[tuple[object, str]], everything: str) -> str:
-    html = [f'<option value="">{_e(everything)}</option>']
+def shoot_label(name: str) -> str:
+    return name or "(no shoot folder)"
+
+
+def _left(listing: Listing) -> str:
+    items = []
+    for label, shoot, count in listing.left:
+        where = f"{label}: {shoot_label(shoot)}" if listing.show_folder_in_left else shoot_label(shoot)
+        items.append(f'<li data-shoot="{_e(shoot)}"><span class="shoot">{_e(where)}</span> '
+                     f'<b class="count">{count}</b></li>')
+    return (f'<div class="left" id="left"><span>Left: <b id="left-total">{listing.total}</b></span>'
+            f'<ul>{"".join(items)}</ul></div>')
+
+
+def _bulk_all(listing: Listing) -> str:
+    """The "all of this reason in this shoot" buttons, when a reason is chosen."""
+    if listing.reason is None or not listing.matching:
+        return ""
+    where = f" in {shoot_label(listing.shoot)}" if listing.shoot is not None else ""
+    words = f"{reason_title(listing.reason)}{where}"
+    buttons = "".join(
+        f'<button type="button" class="all-act {action}" data-all="{action}">{label} all {listing.matching}</button>'
+        for action, label in (("accept", "Accept"), ("requeue", "Requeue"), ("reject", "Reject")))
+    return (f'<div class="bulk-all" id="bulk-all" data-count="{listing.matching}" data-words="{_e(words)}" '
+            f'data-folder="{"" if listing.folder is None else listing.folder}" '
+            f'data-shoot="{_e("" if listing.shoot is None else listing.shoot)}" '
+            f'data-has-shoot="{int(listing.shoot is not None)}" data-reason="{_e(listing.reason)}">'
+            f'<span>{_e(words)}:</span>{buttons}</div>')
+
+
+_HELP = [("← →", "previous / next photo"), ("Enter", "open the viewer"), ("Esc", "close the viewer or this help"),
+         ("A", "accept"), ("R", "requeue"), ("X", "reject"), ("U", "undo the last action"),
+         ("O", "viewer: matte overlay on the photo (red: what the matte removes)"),
+         ("C", "viewer: cut-out; again: checkerboard, white, black"), ("M", "viewer: the matte alone"),
+         ("P", "viewer: the photo"), ("1 or Z", "viewer: 100 %"), ("0 or F", "viewer: fit the window"),
+         ("+ −, wheel", "viewer: zoom"), ("drag", "viewer: move the picture"), ("?", "these keys")]
+
+
+def _viewer() -> str:
+    keys = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in _HELP)
+    return f"""
+<section id="viewer" hidden aria-label="viewer">
+  <div class="stage" id="stage"><div class="plane" id="plane"></div></div>
+  <header class="viewer-bar">
+    <span id="viewer-name" class="name"></span><span id="viewer-reason"></span>
+    <span id="viewer-mode"></span><span id="viewer-zoom"></span><span id="viewer-position"></span>
+    <span class="viewer-keys">A accept · R requeue · X reject · U undo · O overlay · C cut-out · M matte · 1 100 % · ? keys</span>
+    <button type="button" id="viewer-close">Close (Esc)</button>
+  </header>
+</section>
+<section id="help" hidden aria-label="keys"><div class="help-box"><h2>Keys</h2><dl>{keys}</dl>
+  <p>Actions take effect at once, as <code>bshmd quarantine</code> would; U takes the last one back.</p></div></section>"""
+
+
+def _options(selected: object, choices: Sequence[tuple[object, str]], everything: str, *,
+             everything_value: str = "") -> str:
+    everything_mark = " selected" if selected is None or selected == everything_value else ""
+    html = [f'<option value="{_e(everything_value)}"{everything_mark}>{_e(everything)}</option>']
     for value, label in choices:
         mark = " selected" if value == selected else ""
         html.append(f'<option value="{_e(value)}"{mark}>{_e(label)}</option>')
@@ -124,6 +190,9 @@ def render(listing: Listing) -> str:
                      if listing.page < listing.pages else "<span></span>")
         pager = f'<nav class="pager">{prev_link}<span>page {listing.page} of {listing.pages}</span>{next_link}</nav>'
     show_folders = "" if len(listing.folders) > 1 else " hidden"
+    shoot_choices = [(name, f"{shoot_label(name)} ({count})") for name, count in listing.shoots]
+    shoot_options = _options("*" if listing.shoot is None else listing.shoot, shoot_choices, "all shoots",
+                             everything_value="*")
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -134,12 +203,13 @@ def render(listing: Listing) -> str:
 <link rel="stylesheet" href="{_e(base)}/static/review.css">
 <script src="{_e(base)}/static/review.js" defer></script>
 </head>
-<body data-base="{_e(base)}">
+<body data-base="{_e(base)}" data-version="{_e(listing.version)}">
 <header class="top">
   <h1>Quarantine review</h1>
   <p class="summary"><span id="matching">{listing.matching}</span> of {listing.total} file(s) waiting for a decision, newest first</p>
   <form class="filters" method="get" action="{_e(base)}/">
     <label{show_folders}>Folder <select name="folder" id="filter-folder">{_options(listing.folder, folder_choices, "all folders")}</select></label>
+    <label>Shoot <select name="shoot" id="filter-shoot">{shoot_options}</select></label>
     <label>Reason <select name="reason" id="filter-reason">{_options(listing.reason, reason_choices, "all reasons")}</select></label>
     <noscript><button type="submit">Filter</button></noscript>
   </form>
@@ -150,13 +220,17 @@ def render(listing: Listing) -> str:
     <button type="button" class="bulk-act requeue" data-action="requeue" disabled>Requeue selected</button>
     <button type="button" class="bulk-act reject" data-action="reject" disabled>Reject selected</button>
   </div>
+  {_bulk_all(listing)}
+  {_left(listing)}
   <p class="legend"><b>Accept</b>: keep this cut-out as the result. <b>Requeue</b>: put the photo back
-    into its hot folder to be processed again. <b>Reject</b>: set it aside for good (kept, never retried).</p>
+    into its hot folder to be processed again. <b>Reject</b>: set it aside for good (kept, never retried).
+    Keys: ← → choose, Enter view, A R X act, U undo, <b>?</b> all keys.</p>
 </header>
 <div id="toast" role="status" aria-live="polite"></div>
-<main class="grid">{cards}
+<main class="grid" id="grid">{cards}
 </main>
 {pager}
+{_viewer()}
 </body>
 </html>
 """

@@ -20,4 +20,3 @@ def standin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def engine(standin_dir: Path) -> Iterator[MattingEngine]:
     with MattingEngine(standin_dir / "tf_graph.pb", device="cpu") as loaded:
         yield loaded
-

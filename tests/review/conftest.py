@@ -9,17 +9,16 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from bshmd.config import Config, GateConfig, parse_config
 from bshmd.errors import InputRejected
 from bshmd.pipeline.decode import decode_image
-from bshmd.pipeline.gate import check_input, check_matte
+from bshmd.pipeline.gate import check_input, check_matte, measure_matte
 from bshmd.pipeline.quarantine import quarantine_input
 from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
 from bshmd.testing.segmentation import selfie_matte
-from tests.testdata import PHOTOS, PORTRAIT, PORTRAIT_MATTE, ROCKET, SELFIE_MODEL
+from tests.testdata import PHOTOS, ROCKET, SELFIE_MODEL
 
 
 def _rejection(call, *args) -> InputRejected:  # noqa: ANN001 - any function that raises it
@@ -37,6 +36,13 @@ def rocket_matte() -> np.ndarray:
     """What a real segmentation network sees in the rocket photo (no person)."""
     rgb = decode_image(ROCKET, max_pixels=10**8, max_file_bytes=10**9)
     return selfie_matte(SELFIE_MODEL, rgb)
+
+
+def soft_edge_gate(matte: np.ndarray) -> GateConfig:
+    """A gate stricter than the default about soft edges, so that this real matte is refused."""
+    uncertain = measure_matte(matte)["uncertain"]
+    assert uncertain > 0, "the matte has no soft edge at all"
+    return GateConfig(max_uncertain=uncertain / 2)
 
 
 @dataclass
@@ -67,7 +73,8 @@ class Tree:
         return self.folder.rejected_dir
 
 
-def make_tree(tmp_path: Path, rocket_matte: np.ndarray, **overrides: object) -> Tree:
+def make_tree(tmp_path: Path, rocket_matte: np.ndarray, studio_png: Path, studio_matte: np.ndarray,
+              **overrides: object) -> Tree:
     testdata = PHOTOS
     hot = {name: tmp_path / name for name in ("in", "out", "quarantine")}
     for path in hot.values():
@@ -98,17 +105,15 @@ def make_tree(tmp_path: Path, rocket_matte: np.ndarray, **overrides: object) -> 
     quarantine("astronaut.png", _rejection(check_input, rgb, GateConfig(min_input_side=1000)))
     place("rocket.jpg", rocket)
     quarantine("rocket.jpg", _rejection(check_matte, rocket_matte, GateConfig()), rocket_matte)
-    shutil.copy(PORTRAIT, hot["in"] / "shoot" / "dancer.png")
-    with Image.open(PORTRAIT_MATTE) as image:
-        studio_matte = np.asarray(image.convert("L"), dtype=np.uint8).copy()
-    # A real network's matte, refused by a gate stricter than the default about soft edges.
-    quarantine("dancer.png", _rejection(check_matte, studio_matte, GateConfig(max_uncertain=0.005)), studio_matte)
+    shutil.copy(studio_png, hot["in"] / "shoot" / "dancer.png")
+    # A real matte, refused by a gate stricter than the default about soft edges.
+    quarantine("dancer.png", _rejection(check_matte, studio_matte, soft_edge_gate(studio_matte)), studio_matte)
     return Tree(config, tmp_path)
 
 
 @pytest.fixture
-def tree(tmp_path: Path, rocket_matte: np.ndarray) -> Tree:
-    return make_tree(tmp_path, rocket_matte)
+def tree(tmp_path: Path, rocket_matte: np.ndarray, studio_png: Path, studio_matte: np.ndarray) -> Tree:
+    return make_tree(tmp_path, rocket_matte, studio_png, studio_matte)
 
 
 @dataclass
