@@ -147,7 +147,9 @@ class OutputsConfig(Section):
     metadata: Literal["keep", "strip"] = "keep"  # strip: the colour profile only (no GPS, no names)
     bit_depth: Literal[8, "keep"] = 8  # keep: 16-bit inputs give 16-bit cutout and tiff results
     jpeg_max_bytes: Annotated[int, Field(ge=1024)] | None = None  # lower the quality until it fits
-    edges: Literal["none", "decontaminate"] = "decontaminate"  # the subject's colour at soft edges
+    # decontaminate: the subject's colour at soft edges. Off by default: on 24 MP frames with a
+    # wide soft band it is what keeps a cut-out above the CPU bar of the throughput issue (#17).
+    edges: Literal["none", "decontaminate"] = "none"
     layout: LayoutConfig | None = None  # None: the photo's own framing
     file_mode: FileMode = 0o644
     group: str | None = None

@@ -47,7 +47,7 @@ def test_decontaminated_composite_on_white_at_most_halves_the_naive_edge_error(
 
 
 def test_cutout_soft_pixels_carry_the_foreground_colour_not_the_backdrop(scene: Any) -> None:
-    outputs = OutputsConfig(formats=("cutout",))
+    outputs = OutputsConfig(formats=("cutout",), edges="decontaminate")
     cutout = decode(render_outputs(scene.photo, scene.alpha, outputs)["cutout"])
     edge = scene.soft_edge()
     np.testing.assert_array_equal(cutout[:, :, 3], scene.alpha)
@@ -61,7 +61,8 @@ def test_cutout_soft_pixels_carry_the_foreground_colour_not_the_backdrop(scene: 
 
 
 def test_opaque_pixels_keep_the_photo_and_transparent_ones_are_cleared(scene: Any) -> None:
-    cutout = decode(render_outputs(scene.photo, scene.alpha, OutputsConfig(formats=("cutout",)))["cutout"])
+    outputs = OutputsConfig(formats=("cutout",), edges="decontaminate")
+    cutout = decode(render_outputs(scene.photo, scene.alpha, outputs)["cutout"])
     opaque = scene.alpha == 255
     assert opaque.any()
     np.testing.assert_array_equal(cutout[:, :, :3][opaque], scene.photo[opaque])

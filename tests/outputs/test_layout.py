@@ -54,6 +54,7 @@ def test_marketplace_canvas_through_bshmd_process(tmp_path: Path, scene: Any, fi
         outputs:
           formats: [cutout, alpha, composite, webp]
           layout: {trim: true, margin: 0.05, canvas: [2000, 2000], align: center}
+          edges: decontaminate
         """))
 
     result = bshmd("process", src, tmp_path / "out", "--model", fixed_matte_model, "-c", config, "--no-progress",

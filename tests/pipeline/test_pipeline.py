@@ -124,7 +124,7 @@ def test_results_match_the_engine_exactly_in_every_format(tmp_path: Path, run_pi
                                                          caplog: pytest.LogCaptureFixture) -> None:
     config = make_config(tmp_path, [folder_pair(tmp_path, "a")], outputs={
         "formats": ["cutout", "alpha", "composite", "webp"], "composite_format": "png",
-        "background": "#2050a0", "webp_quality": 100})
+        "background": "#2050a0", "webp_quality": 100, "edges": "decontaminate"})
     folder = config.folders[0]
     sources = [save(folder.input / "one.jpg", synthetic_portrait(320, 240, 1)),
                save(folder.input / "sub" / "two.png", synthetic_portrait(200, 300, 2))]
@@ -142,7 +142,7 @@ def test_results_match_the_engine_exactly_in_every_format(tmp_path: Path, run_pi
     for source, job in zip(sources, jobs, strict=True):
         rgb = decode_image(source, max_pixels=10**8, max_file_bytes=10**9)
         matte = engine.predict([rgb])[0]
-        foreground = estimate_foreground(rgb, matte)  # outputs.edges: decontaminate, the default
+        foreground = estimate_foreground(rgb, matte)  # outputs.edges: decontaminate, as configured
         rel = source.relative_to(folder.input)
         out = folder.output / rel.parent
         cutout = np.asarray(Image.open(out / f"{rel.name}.cutout.png"))
