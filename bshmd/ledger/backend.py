@@ -3,7 +3,7 @@
 ``Backend.transaction(fn)`` runs ``fn(tx)`` in one write transaction and commits it:
 
 - SQLite (``<state_dir>/ledger.db``, one host): WAL journal, ``BEGIN IMMEDIATE`` so writers
-  queue on the database lock instead of failing half-way, ``synchronous=FULL``.
+  queue on the database lock instead of failing half-way, ``synchronous=NORMAL`` (see _connect).
 - PostgreSQL (``ledger.url``, several hosts): READ COMMITTED; rows a transaction means to
   change are read with ``FOR UPDATE SKIP LOCKED`` (``tx.skip_locked``), so two instances
   claiming at once never wait on each other: each takes the rows the other is not holding.
