@@ -42,6 +42,24 @@ _DONE = ".done"  # written last: this entry was decoded; a kind missing now has 
 _FORMAT_VERSION = b"1"
 
 
+def cache_write(path: Path, data: bytes, what: str) -> bool:
+    """Write one cache file (``what`` names it in the warning); False, logged, when it fails.
+
+    Write then rename: a reader never sees half a file. No fsync: it is a cache.
+    """
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("review: cannot cache %s in %s: %s", what, path.parent, exc)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Thumbnail:
     data: bytes
@@ -119,17 +137,7 @@ class ThumbnailCache:
         blobs = {KINDS[kind][0]: data for kind, data in made.items()}
         blobs[_DONE] = b""
         for suffix, data in blobs.items():
-            path = self.cache_path(entry, key, suffix)
-            # Write then rename: a reader never sees half a file. No fsync: it is a cache.
-            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
-            except OSError as exc:
-                log.warning("review: cannot cache a thumbnail in %s: %s", path.parent, exc)
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+            if not cache_write(self.cache_path(entry, key, suffix), data, "a thumbnail"):
                 return
 
     def _generate(self, entry: QuarantineEntry) -> dict[str, bytes]:

@@ -23,8 +23,6 @@ import ctypes
 import io
 import logging
 import math
-import os
-import secrets
 import shutil
 import threading
 from collections import OrderedDict
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bshmd.pipeline.decode import _own_pixel_limit, sniff_format
+from bshmd.review.thumbnails import cache_write
 
 if TYPE_CHECKING:
     import numpy as np
@@ -291,15 +290,7 @@ class TileCache:
     def _store(self, entry: QuarantineEntry, path: Path, data: bytes) -> None:
         if not entry.folder.output.is_dir():
             return  # an unmounted output share: serve without caching rather than create it
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.warning("review: cannot cache a tile in %s: %s", path.parent, exc)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        cache_write(path, data, "a tile")
 
 
 def _trim() -> None:
