@@ -1,10 +1,13 @@
 """The resident BSHM session: load the frozen graph once, then turn RGB images into mattes.
 
 Batching: BSHM's graph has no batch axis, so a batch of same-size images is run as
-concurrent ``session.run`` calls from a short-lived thread pool (TensorFlow releases the GIL
+concurrent ``session.run`` calls from the engine's own threads (TensorFlow releases the GIL
 and overlaps the calls). Measured on 2 CPU cores with the stand-in graph, this beat importing
 the graph a second time inside ``tf.map_fn`` over a batch placeholder at every size tried, at
-no extra graph memory (see bench/bench_engine.py and the engine's report).
+no extra graph memory (see bench/bench_engine.py and the engine's report). The threads are
+started with the engine and live until ``close()``: a pool made per batch of 4 cost 0.5 ms
+on an idle 2-core host and 35-50 ms with two Python threads busy beside it (each of the four
+thread starts waits for its new thread to get the GIL), time the device waits.
 
 Out of memory: a batch that raises ``ResourceExhaustedError`` is split in halves, down to
 single images; a single image that still fails is retried at half its long side, and half
@@ -14,6 +17,7 @@ again, down to ``MIN_OOM_LONG_SIDE``; only then is it rejected. The session stay
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +71,7 @@ class MattingEngine:
         # Nothing may be added after loading: a graph that grows per call would leak memory.
         self._graph.finalize()
         self._session = tf.compat.v1.Session(graph=self._graph, config=plan.config)
+        self._runs = _started_pool(MAX_CONCURRENT_RUNS, "bshmd-infer-run")
         self._closed = False
         self.load_seconds = time.perf_counter() - started
         log.info("model loaded from %s in %.2f s (device %s)", self.graph_file, self.load_seconds, device)
@@ -140,6 +145,7 @@ class MattingEngine:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            self._runs.shutdown(wait=True)
             self._session.close()
 
     def __enter__(self) -> MattingEngine:
@@ -158,10 +164,8 @@ class MattingEngine:
         """Alphas for same-size images; raises ResourceExhaustedError if any run runs out."""
         if len(images) == 1:
             return [self._run_one(images[0])]
-        workers = min(len(images), MAX_CONCURRENT_RUNS)
-        # A pool per call: no idle threads outlive the batch (and none leak between callers).
-        with ThreadPoolExecutor(workers, thread_name_prefix="bshmd-infer") as pool:
-            return list(pool.map(self._run_one, images))
+        # At most MAX_CONCURRENT_RUNS at once (the pool's size); the rest queue behind them.
+        return list(self._runs.map(self._run_one, images))
 
     def _infer_same_size(self, images: list[np.ndarray]) -> list[np.ndarray | None]:
         try:
@@ -186,6 +190,23 @@ class MattingEngine:
             except self._resource_exhausted:
                 continue
         return None
+
+
+def _started_pool(workers: int, name: str) -> ThreadPoolExecutor:
+    """A ThreadPoolExecutor whose ``workers`` threads are all running when it is returned.
+
+    The executor starts a thread per submit while none is idle: ``workers`` tasks that wait
+    for each other at a barrier make it start them all now, not during the first batches.
+    """
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
+    barrier = threading.Barrier(workers, timeout=30)
+    try:
+        for future in [pool.submit(barrier.wait) for _ in range(workers)]:
+            future.result()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    return pool
 
 
 def _as_rgb(image: Any) -> np.ndarray | InputRejected:

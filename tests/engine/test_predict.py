@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from bshmd.engine import MattingEngine
+from bshmd.engine.engine import MAX_CONCURRENT_RUNS
 from bshmd.engine.upsample import guided_upsample
 from bshmd.errors import InputRejected
 from bshmd.testing.standin import write_standin_graph
@@ -90,3 +92,17 @@ def test_a_4000_by_3000_photo_gets_a_full_size_matte_with_sharp_edges(engine: Ma
 
 def test_warmup_runs_one_inference(engine: MattingEngine) -> None:
     assert engine.warmup() > 0
+
+
+def test_batch_threads_start_with_the_engine_and_end_with_close(standin_dir: Path) -> None:
+    def runs() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("bshmd-infer-run")}
+
+    before = runs()
+    engine = MattingEngine(standin_dir / "tf_graph.pb")
+    started = runs() - before
+    assert len(started) == MAX_CONCURRENT_RUNS  # all running before the first batch
+    engine.predict([subject_on_backdrop(40, 50, seed) for seed in range(6)])
+    assert runs() - before == started  # batches reuse them: no thread is started per batch
+    engine.close()
+    assert not any(thread.is_alive() for thread in started)
