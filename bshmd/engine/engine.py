@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,14 @@ log = logging.getLogger("bshmd.engine")
 MAX_CONCURRENT_RUNS = 4  # more concurrent runs than this only add memory, not speed
 MIN_OOM_LONG_SIDE = 256  # below this a matte is useless; reject instead of shrinking further
 WARMUP_SIZE = (64, 64)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One image made ready for the network by ``MattingEngine.prepare``."""
+
+    rgb: np.ndarray  # the image as 8-bit RGB at its own size: the guide ``finish`` upsamples to
+    net: np.ndarray  # what the network is given: ``rgb``, or its copy downscaled to max_side
 
 
 class MattingEngine:
@@ -111,36 +120,53 @@ class MattingEngine:
         """Mattes (uint8 H×W, each the size of its input) for uint8 RGB images of any sizes.
 
         Grey (H×W) and RGBA (H×W×4) arrays are accepted as RGB. An image that cannot run at
-        all gets an ``InputRejected`` in its place instead of a matte.
+        all gets an ``InputRejected`` in its place instead of a matte. The same as
+        ``prepare`` → ``infer`` → ``finish``, all on the calling thread.
         """
-        results: list[Any] = [None] * len(images)
-        originals: dict[int, np.ndarray] = {}
-        groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
-        for index, image in enumerate(images):
-            rgb = _as_rgb(image)
-            if isinstance(rgb, InputRejected):
-                results[index] = rgb
+        prepared = [self.prepare(image) for image in images]
+        alphas = iter(self.infer([item for item in prepared if isinstance(item, Prepared)]))
+        results: list[np.ndarray | InputRejected] = []
+        for item in prepared:
+            if isinstance(item, InputRejected):
+                results.append(item)
                 continue
-            originals[index] = rgb
-            height, width = rgb.shape[:2]
-            work = downscale(rgb, self.max_side) if max(height, width) > self.max_side else rgb
-            groups.setdefault(work.shape[:2], []).append((index, work))
-
-        for members in groups.values():
-            indices = [index for index, _ in members]
-            alphas = self._infer_same_size([work for _, work in members])
-            for index, alpha in zip(indices, alphas, strict=True):
-                original = originals[index]
-                if alpha is None:
-                    results[index] = InputRejected(
-                        "out_of_memory",
-                        f"not enough memory to matte a {original.shape[1]}×{original.shape[0]} image, "
-                        f"even at {MIN_OOM_LONG_SIDE} px on the long side",
-                        {"width": original.shape[1], "height": original.shape[0]},
-                    )
-                else:
-                    results[index] = guided_upsample(alpha, original)
+            alpha = next(alphas)
+            results.append(alpha if isinstance(alpha, InputRejected) else self.finish(alpha, item))
         return results
+
+    # The three steps of ``predict``, for a caller that runs them on different threads: only
+    # ``infer`` needs the model (and the device); the other two are CPU work on the photo.
+
+    def prepare(self, image: np.ndarray) -> Prepared | InputRejected:
+        """``image`` as the network takes it: checked as RGB, downscaled above ``max_side``."""
+        rgb = _as_rgb(image)
+        if isinstance(rgb, InputRejected):
+            return rgb
+        net = downscale(rgb, self.max_side) if max(rgb.shape[:2]) > self.max_side else rgb
+        return Prepared(rgb, net)
+
+    def infer(self, prepared: Sequence[Prepared]) -> list[np.ndarray | InputRejected]:
+        """Mattes at the network's size (uint8), in order; images of one size run as one batch."""
+        results: list[Any] = [None] * len(prepared)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, item in enumerate(prepared):
+            groups.setdefault(item.net.shape[:2], []).append(index)
+        for indices in groups.values():
+            alphas = self._infer_same_size([prepared[index].net for index in indices])
+            for index, alpha in zip(indices, alphas, strict=True):
+                height, width = prepared[index].rgb.shape[:2]
+                results[index] = alpha if alpha is not None else InputRejected(
+                    "out_of_memory",
+                    f"not enough memory to matte a {width}×{height} image, "
+                    f"even at {MIN_OOM_LONG_SIDE} px on the long side",
+                    {"width": width, "height": height},
+                )
+        return results
+
+    @staticmethod
+    def finish(alpha: np.ndarray, prepared: Prepared) -> np.ndarray:
+        """``infer``'s matte for ``prepared`` at the photo's own size (guided upsampling)."""
+        return guided_upsample(alpha, prepared.rgb)
 
     def close(self) -> None:
         if not self._closed:

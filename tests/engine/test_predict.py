@@ -94,6 +94,26 @@ def test_warmup_runs_one_inference(engine: MattingEngine) -> None:
     assert engine.warmup() > 0
 
 
+def test_prepare_infer_finish_give_exactly_the_predicted_mattes(standin_dir: Path) -> None:
+    # A small max_side makes every image here run downscaled and come back by guided upsampling.
+    images = [subject_on_backdrop(90, 120, seed) for seed in range(3)] + [subject_on_backdrop(30, 40, 3)]
+    with MattingEngine(standin_dir / "tf_graph.pb", max_side=64) as small:
+        prepared = [small.prepare(image) for image in images]
+        assert [item.net.shape[:2] for item in prepared] == [(48, 64)] * 3 + [(30, 40)]
+        assert all(item.rgb is image for item, image in zip(prepared, images, strict=True))  # no copy
+        alphas = small.infer(prepared)
+        assert [alpha.shape for alpha in alphas] == [(48, 64)] * 3 + [(30, 40)]
+        finished = [small.finish(alpha, item) for alpha, item in zip(alphas, prepared, strict=True)]
+        for mine, predicted in zip(finished, small.predict(images), strict=True):
+            assert mine.shape == predicted.shape
+            np.testing.assert_array_equal(mine, predicted)
+
+
+def test_prepare_rejects_what_predict_rejects(engine: MattingEngine) -> None:
+    rejected = engine.prepare(np.zeros((4, 4, 3), np.float32))
+    assert isinstance(rejected, InputRejected) and rejected.reason_code == "unsupported_pixels"
+
+
 def test_batch_threads_start_with_the_engine_and_end_with_close(standin_dir: Path) -> None:
     def runs() -> set[threading.Thread]:
         return {t for t in threading.enumerate() if t.name.startswith("bshmd-infer-run")}

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from bshmd.config import Config, parse_config
+from bshmd.engine import MattingEngine
 from bshmd.ledger.outcome import Outcome
 from bshmd.metrics import Metrics
 from bshmd.outputs.edges import estimate_foreground
@@ -22,6 +23,7 @@ from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
 from bshmd.testing.images import synthetic_portrait
+from bshmd.testing.standin import write_standin_graph
 
 
 class RecordingClaim:
@@ -217,6 +219,93 @@ def test_on_success_keep_move_delete(tmp_path: Path, run_pipeline) -> None:
     assert not paths[2].exists()
     for folder in config.folders:
         assert (folder.output / "deep" / "x.jpg.cutout.png").is_file()
+
+
+# --- where the engine's steps run ------------------------------------------------------------
+
+
+class StepRecordingEngine(MattingEngine):
+    """The engine on the stand-in graph, noting which thread ran each step and what infer got."""
+
+    def __init__(self, graph: Path, **kwargs: Any) -> None:
+        super().__init__(graph, **kwargs)
+        self.threads: dict[str, set[str]] = {"prepare": set(), "infer": set(), "finish": set()}
+        self.infer_shapes: list[tuple[int, ...]] = []
+        self.lock = threading.Lock()
+
+    def _note(self, step: str) -> None:
+        with self.lock:
+            self.threads[step].add(threading.current_thread().name)
+
+    def prepare(self, image: np.ndarray) -> Any:
+        self._note("prepare")
+        return super().prepare(image)
+
+    def infer(self, prepared: Any) -> list[Any]:
+        self._note("infer")
+        with self.lock:
+            self.infer_shapes.extend(item.net.shape for item in prepared)
+        return super().infer(prepared)
+
+    def finish(self, alpha: np.ndarray, prepared: Any) -> np.ndarray:
+        self._note("finish")
+        return super().finish(alpha, prepared)
+
+
+@pytest.fixture(scope="module")
+def downscaling_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StepRecordingEngine]:
+    """Every photo in these tests is larger than max_side: it runs downscaled, as a 24 MP one does."""
+    graph = write_standin_graph(tmp_path_factory.mktemp("standin-64") / "tf_graph.pb")
+    engine = StepRecordingEngine(graph, max_side=64)
+    yield engine
+    engine.close()
+
+
+def test_the_inference_thread_runs_only_the_network(tmp_path: Path, downscaling_engine) -> None:
+    engine = downscaling_engine
+    config = make_config(tmp_path, [folder_pair(tmp_path, "a")], gate={"enabled": False},
+                         outputs={"formats": ["cutout"]})
+    folder = config.folders[0]
+    sources = [save(folder.input / f"{i}.png", synthetic_portrait(160, 120, i)) for i in range(5)]
+    results = Results()
+    pipeline = Pipeline(config, engine, instance_id="test-1", on_done=results)
+    pipeline.start()
+    try:
+        for path in sources:
+            assert pipeline.submit(job_for(config, path))
+        assert pipeline.wait_idle(60)
+    finally:
+        assert pipeline.stop(30)
+    assert results.outcomes == {path: "processed" for path in sources}
+    # Downscaling on decode workers, upsampling on write workers: the device never waits for them.
+    assert engine.threads["infer"] == {"bshmd-infer"}
+    assert engine.threads["prepare"] and all(name.startswith("bshmd-decode-") for name in engine.threads["prepare"])
+    assert engine.threads["finish"] and all(name.startswith("bshmd-write-") for name in engine.threads["finish"])
+    assert engine.infer_shapes == [(48, 64, 3)] * 5  # the network got the downscaled copies
+    for path in sources:
+        rgb = decode_image(path, max_pixels=10**8, max_file_bytes=10**9)
+        with Image.open(folder.output / f"{path.name}.cutout.png") as cutout:
+            alpha = np.asarray(cutout)[:, :, 3]
+        np.testing.assert_array_equal(alpha, engine.predict([rgb])[0])  # full size, as predict gives it
+
+
+def test_a_matte_the_gate_refuses_is_quarantined_at_the_photo_size(tmp_path: Path, downscaling_engine) -> None:
+    engine = downscaling_engine
+    config = make_config(tmp_path, [folder_pair(tmp_path, "a")], gate={"max_uncertain": 1.0, "max_foreground": 0.05})
+    folder = config.folders[0]
+    source = save(folder.input / "big.png", synthetic_portrait(160, 120, 7))
+    rgb = decode_image(source, max_pixels=10**8, max_file_bytes=10**9)
+    results = Results()
+    pipeline = Pipeline(config, engine, instance_id="test-1", on_done=results)
+    pipeline.start()
+    try:
+        assert pipeline.submit(job_for(config, source))
+        assert pipeline.wait_idle(60)
+    finally:
+        assert pipeline.stop(30)
+    assert results.outcomes == {source: "quarantined:subject_too_large"}
+    with Image.open(folder.quarantine / "big.png.matte.png") as kept:
+        np.testing.assert_array_equal(np.asarray(kept), engine.predict([rgb])[0])  # what "accept" would write
 
 
 # --- bad input, stalls, failures ----------------------------------------------------------------
