@@ -67,7 +67,7 @@ from bshmd.fs.move import SourceChanged, remove_unchanged
 from bshmd.ledger.outcome import NOT_FINISHED, PROCESSED, QUARANTINED, RECOVERED, RELEASED, Outcome
 from bshmd.metrics import Metrics
 from bshmd.pipeline.batcher import Batcher
-from bshmd.pipeline.budget import PixelBudget, bound_heap_retention, image_megapixels, return_freed_memory
+from bshmd.pipeline.budget import HeapTrim, PixelBudget, bound_heap_retention, image_megapixels
 from bshmd.pipeline.grace import NotFinished, judge
 from bshmd.pipeline.retry import BACK_OFF_REASONS, RetryBackoff
 from bshmd.pipeline.sidecars import move_with_sidecar
@@ -187,6 +187,7 @@ class Pipeline:
         self._decode_workers = config.pipeline.decode_worker_count
         self._write_workers = config.pipeline.write_worker_count
         self._pixels = PixelBudget(config.pipeline.max_inflight_megapixels)  # held from decode to finish
+        self._heap_trim = HeapTrim()
         self._intake: queue.Queue[Any] = queue.Queue(self.capacity + self._decode_workers)
         self._write_q: queue.Queue[Any] = queue.Queue(self.capacity + self._write_workers)
         self._batcher: Batcher[_Work] = Batcher(config.batch.max_size, config.batch.max_wait_ms / 1000)
@@ -794,8 +795,10 @@ class Pipeline:
             log.exception("on_done callback failed for %s", job.path)
         finally:
             # The slot frees only now: a slow callback holds back submit like a slow writer.
-            self._pixels.release(id(job))
-            return_freed_memory()
+            megapixels = self._pixels.release(id(job))
+            with self._lock:
+                idle = not self._open and self._finishing == 1  # this was the last job in flight
+            self._heap_trim.freed(megapixels, idle=idle)
             with self._lock:
                 self._finishing -= 1
                 self._lock.notify_all()

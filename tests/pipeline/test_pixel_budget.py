@@ -13,7 +13,7 @@ from PIL import Image
 
 from bshmd.config import parse_config
 from bshmd.cpus import usable_cpus
-from bshmd.pipeline.budget import PixelBudget, image_megapixels
+from bshmd.pipeline.budget import HeapTrim, PixelBudget, image_megapixels
 from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
@@ -57,7 +57,7 @@ def test_close_wakes_waiters_and_unknown_keys_release_nothing() -> None:
     budget = PixelBudget(10)
     assert budget.acquire("a", 10)
     thread, result = acquire_in_thread(budget, "b", 5)
-    budget.release("never-held")
+    assert budget.release("never-held") == 0.0
     assert budget.held == 10
     budget.close()
     thread.join(10)
@@ -206,3 +206,21 @@ def test_large_freed_blocks_go_back_to_the_system() -> None:
     retained = int(subprocess.run([sys.executable, "-c", HEAP_PROBE, "bound"], capture_output=True, text=True,
                                   check=True, timeout=60).stdout)
     assert retained < 8 << 20, f"{retained} bytes stayed resident after freeing 24 MiB blocks"
+
+
+def test_release_says_how_much_was_held() -> None:
+    budget = PixelBudget(10)
+    assert budget.acquire("a", 2.5) and budget.acquire("a", 1.5)
+    assert budget.release("a") == 4.0
+    assert budget.release("a") == 0.0
+
+
+def test_freed_heap_memory_is_returned_after_enough_pixels_or_when_idle() -> None:
+    trims: list[int] = []
+    trim = HeapTrim(every=1.0, trim=lambda: trims.append(1))
+    assert [trim.freed(0.3, idle=False) for _ in range(4)] == [False, False, False, True]  # 1.2 MP ≥ 1
+    assert len(trims) == 1
+    assert trim.freed(24.0, idle=False)  # a photo over the threshold: trimmed after it alone
+    assert trim.freed(0.3, idle=True)  # the pipeline fell idle: what is left goes back at once
+    assert not trim.freed(0.0, idle=True)  # nothing freed since: nothing to trim
+    assert len(trims) == 3
