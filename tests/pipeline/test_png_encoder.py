@@ -124,3 +124,12 @@ def test_a_cutout_made_strip_by_strip_is_the_same_file(cutout: np.ndarray, clear
     rgb, alpha = np.ascontiguousarray(cutout[:, :, :3]), np.ascontiguousarray(cutout[:, :, 3])
     whole = encode_png(cutout_pixels(rgb, alpha, clear), level=2)
     assert encode_png(CutoutStrips(rgb, alpha, clear), level=2, threads=3) == whole
+
+
+def test_only_large_images_are_deflated_on_several_threads() -> None:
+    from bshmd.cpus import usable_cpus
+    from bshmd.pipeline.outputs import PARALLEL_PNG_BYTES, png_threads
+
+    assert png_threads(640 * 480 * 4) == 1  # a thread start costs more than it saves here
+    assert png_threads(PARALLEL_PNG_BYTES) == usable_cpus()
+    assert png_threads(6528 * 3672 * 4) == usable_cpus()  # a lone 24 MP cut-out uses every core
