@@ -156,7 +156,7 @@ class Pipeline:
         self._config = config
         self._engine = engine
         # The engine's steps around the network, run by decode and write workers (see the
-        # module docstring); None: predict() does it all on the inference thread.
+        # module docstring); False: predict() does it all on the inference thread.
         self._split = all(callable(getattr(engine, step, None)) for step in ("prepare", "infer", "finish"))
         self._instance_id = instance_id
         self.metrics = metrics or Metrics()
