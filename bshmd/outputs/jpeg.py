@@ -14,16 +14,21 @@ subject its colour in every edge block. So when each channel of the background i
 (white, black, the pure primaries) and the composite shows some of it, the JPEG is written with
 RGB components (Adobe colour transform 0, which libjpeg-based decoders, browsers and Pillow
 honour), and the coefficients of every block holding background pixels are then set so that
-those pixels decode ``HEADROOM`` levels past the clip point (``_pin_component``): the subject's
-pixels keep their own values as targets, only the background's are raised. Whole-background
-blocks become flat; for edge blocks the background's targets are raised by what the last
-quantisation left short, a few times, and a block still short is aimed past the clip point by
-the most that quantisation can move a pixel, which always suffices. Coefficients are read and
-written with jpeglib (libjpeg's own coefficient access, no second lossy pass); the APPn blocks
-(EXIF, ICC, XMP, IPTC) are carried over.
+those pixels decode ``HEADROOM`` levels past the clip point (``_BackgroundBlocks.pin``): the
+subject's pixels keep their own values as targets, only the background's are raised.
+Whole-background blocks become flat; in edge blocks the background's targets are raised by
+what the last quantisation left them short, a few rounds, and what is still short then is
+made up by raising the block's DC coefficient (which lifts every pixel of the block by the DC
+step / 8). Coefficients are read and written with jpeglib (libjpeg's own coefficient access,
+no second lossy pass); the APPn blocks (EXIF, ICC, XMP, IPTC) are carried over.
 
-RGB components cost bytes: about 1.35× the YCbCr file at the same quality (with higher
-fidelity: the chroma is not quantised coarsely). Other background colours keep YCbCr; there
+Exact in libjpeg's integer and float inverse transforms (Pillow, OpenCV, browsers) up to
+quality 95 on the hardest texture; from 96 on the DC step is 1 and baseline JPEG's DC range
+leaves little room past the clip point, so a few pixels of such texture can end 1 level off.
+
+RGB components cost bytes, as colour is quantised as finely as brightness: 1.36× the YCbCr
+file at the same quality on the smooth test portrait, 2.2-2.6× on grainy photo-like content
+(bench/bench_jpeg_background.py), with higher fidelity. Other background colours keep YCbCr; there
 every block holding only background decodes to the colour, and edge blocks come within a few
 levels of it (README, "Layout").
 
