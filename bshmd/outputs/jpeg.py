@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 QUALITY_STEP = 5
 MIN_QUALITY = 40
+PIN_QUALITY = 40  # the lowest quality whose background is pinned (see encode_jpeg)
 # Levels past the clip point a background pixel is aimed at: decoders' inverse transforms
 # (integer, float, SIMD) differ from the exact one by about a level; three leave room.
 HEADROOM = 3.0
@@ -101,14 +102,19 @@ def encode_jpeg(image: Image.Image, quality: int, max_bytes: int | None = None,
     """
     pinned = background is not None and background.clips and bool(background.mask.any())
 
+    all_metadata = metadata
     if pinned:
         # Pillow writes a JFIF header for a resolution, and JFIF means YCbCr: decoders would
         # read RGB components as YCbCr. The resolution stays in the EXIF block (result_meta).
         metadata = {key: value for key, value in metadata.items() if key != "dpi"}
 
     def attempt(at: int) -> bytes:
-        blob = _encode(image, at, metadata, rgb=pinned)
-        if pinned:
+        # Below PIN_QUALITY the lifts are large enough to overflow libjpeg's fast integer
+        # transform (`-dct fast`), which then decodes background pixels far off, even black;
+        # a file a few levels off is the lesser harm, so the plain YCbCr file is written.
+        pin = pinned and at >= PIN_QUALITY
+        blob = _encode(image, at, metadata if pin else all_metadata, rgb=pin)
+        if pin:
             import numpy as np
 
             assert background is not None  # for the type checker: pinned says so

@@ -303,7 +303,7 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
                 args, skipped = metadata.jpeg_args(meta)
                 notes.extend(f"composite {why}" for why in skipped)
                 # Where alpha is 0 the composite is the plain colour exactly; the JPEG keeps it so.
-                plain = (None if outputs.background_image is not None
+                plain = (None if outputs.background_image is not None or outputs.jpeg_background == "plain"
                          else BackgroundPixels(alpha == 0, _background_rgb(outputs.background)))
                 buffer.write(encode_jpeg(Image.fromarray(flat, "RGB"), outputs.jpeg_quality,
                                          outputs.jpeg_max_bytes, plain, **args))

@@ -11,11 +11,17 @@ from PIL import Image, JpegImagePlugin
 
 from bshmd.config import OutputsConfig
 from bshmd.errors import InputRejected
-from bshmd.outputs.jpeg import MIN_QUALITY, BackgroundPixels, encode_jpeg
+from bshmd.outputs.jpeg import MIN_QUALITY, PIN_QUALITY, BackgroundPixels, encode_jpeg
 from bshmd.pipeline.outputs import render_outputs
 from tests.outputs.jpeg_decoders import djpeg, opencv, pillow
 
 WHITE = (255, 255, 255)
+
+
+def composite_flat(scene: Any) -> np.ndarray:
+    """The composite on white as pixels (the PNG composite, decoded)."""
+    blob = render_outputs(scene.photo, scene.alpha, OutputsConfig(formats=("composite",), composite_format="png"))
+    return pillow(blob["composite"])
 
 
 def composite_jpeg(scene: Any, **outputs: Any) -> bytes:
@@ -77,7 +83,7 @@ def hard_edged(colour: tuple[int, int, int], seed: int, height: int = 203, width
 
 
 @pytest.mark.parametrize("colour", [WHITE, (0, 0, 0), (255, 0, 0)])
-@pytest.mark.parametrize("quality", [1, 40, 75, 92, 95])
+@pytest.mark.parametrize("quality", [PIN_QUALITY, 75, 92, 95])
 def test_a_background_at_the_clip_points_decodes_exactly_in_every_accurate_decoder(
         colour: tuple[int, int, int], quality: int) -> None:
     # Up to quality 95. From 96 on the DC step is 1 and baseline JPEG's DC range leaves too
@@ -91,9 +97,30 @@ def test_a_background_at_the_clip_points_decodes_exactly_in_every_accurate_decod
         # libjpeg's fast inverse transform is coarser (libjpeg advises against it at high
         # quality; at quality 25 and below it miscomputes coefficients this large): between
         # those it stays within a few levels on this texture (exact up to 85, 3 levels at 92).
-        if 40 <= quality <= 92:
+        if quality <= 92:
             fast = djpeg(blob, "fast").astype(int)
             assert np.abs(fast[background] - np.asarray(colour)).max() <= 4, seed
+
+
+def test_below_the_pin_quality_the_plain_file_is_written(scene: Any) -> None:
+    # There libjpeg's fast transform would decode lifted background pixels far off (even
+    # black): the YCbCr file, a few levels off next to the subject, is the lesser harm.
+    image, quality = Image.fromarray(composite_flat(scene)), PIN_QUALITY - 5
+    background = BackgroundPixels(scene.alpha == 0, WHITE)
+    blob = encode_jpeg(image, quality, background=background)
+    assert blob == encode_jpeg(image, quality)
+    assert encode_jpeg(image, PIN_QUALITY, background=background) != encode_jpeg(image, PIN_QUALITY)
+
+
+def test_jpeg_background_plain_writes_the_smaller_ycbcr_file(scene: Any) -> None:
+    exact, plain = composite_jpeg(scene), composite_jpeg(scene, jpeg_background="plain")
+    with Image.open(io.BytesIO(plain)) as image:
+        assert "adobe_transform" not in image.info
+    with Image.open(io.BytesIO(exact)) as image:
+        assert image.info.get("adobe_transform") == 0
+    assert len(plain) < len(exact)
+    assert off_colour(pillow(plain), scene.alpha == 0, WHITE) > 0
+    assert off_colour(pillow(exact), scene.alpha == 0, WHITE) == 0
 
 
 def test_a_colour_off_the_clip_points_is_exact_in_whole_background_blocks(scene: Any) -> None:
