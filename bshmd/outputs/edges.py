@@ -21,13 +21,12 @@ tiles that hold soft pixels, in strips of 32 rows): the blurred means are upsamp
 (bilinear) for each window only, the correction step uses the full-resolution photo and
 matte, which keeps each strand of hair, and only band pixels are written back.
 
-A portrait's band is thin, so its windows are about 8 % of a 24 MP frame, where the band's
-bounding box in each strip of rows, as this module took before, spanned nearly the whole
-width (57 %). Measured at 24 MP (6528×3672, the test portrait with a real network's matte,
-6.8 % of the pixels soft; bench/bench_edges.py), CPU-s per image: 0.10, of which the copy at
-WORK_SIDE and its blurs 0.05 and finding the windows 0.01; with a third of the pixels soft,
-0.17. The strips of rows took 0.19 and 0.23, and 0.5 under the pipeline's allocator
-settings, where each new temporary of a few MB paid for fresh pages.
+A portrait's band is thin, so its windows are a small share of the frame (11 % for the test
+portrait's real matte at 24 MP, 9.6 % of its pixels soft), where the band's bounding box in
+each strip of rows, as this module took before, spans nearly the whole width (57 % for a band
+of 6.8 %). CPU-s per 24 MP image (bench/bench_edges.py, with the daemon's allocator settings):
+0.12, of which the copy at WORK_SIDE and its blurs about 0.05 and finding the windows 0.01;
+the strips of rows took 0.28. With a third of the pixels soft: 0.17.
 """
 
 from __future__ import annotations
