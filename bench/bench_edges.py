@@ -65,13 +65,17 @@ def main() -> None:
     import numpy as np
 
     from bshmd.config import LayoutConfig, OutputsConfig
-    from bshmd.outputs.edges import clean_edges
+    from bshmd.outputs.edges import _band_windows, clean_edges
     from bshmd.outputs.layout import apply_layout
+    from bshmd.pipeline.budget import bound_heap_retention
     from bshmd.pipeline.outputs import render_outputs
 
+    bound_heap_retention()
     rgb, alpha = portrait_at(width, height, args.photo, args.matte)
     band = float(np.count_nonzero((alpha > 0) & (alpha < 255))) / alpha.size
-    print(f"{width}x{height} ({width * height / 1e6:.1f} MP), soft band 0<alpha<255: {band:.1%} of the pixels")
+    windows = sum(soft.size for _, _, soft in _band_windows(alpha)) / alpha.size
+    print(f"{width}x{height} ({width * height / 1e6:.1f} MP), soft band 0<alpha<255: {band:.1%} of the pixels, "
+          f"in windows of {windows:.1%}")
 
     edges_cpu, edges_wall = measure(lambda: clean_edges(rgb, alpha, "decontaminate"), args.repeats)
     layout = LayoutConfig(margin=0.05, canvas=(2000, 2000))

@@ -147,9 +147,12 @@ class OutputsConfig(Section):
     metadata: Literal["keep", "strip"] = "keep"  # strip: the colour profile only (no GPS, no names)
     bit_depth: Literal[8, "keep"] = 8  # keep: 16-bit inputs give 16-bit cutout and tiff results
     jpeg_max_bytes: Annotated[int, Field(ge=1024)] | None = None  # lower the quality until it fits
-    # decontaminate: the subject's colour at soft edges. Off by default: on 24 MP frames with a
-    # wide soft band it is what keeps a cut-out above the CPU bar of the throughput issue (#17).
-    edges: Literal["none", "decontaminate"] = "none"
+    # exact: a plain #ffffff-like background decodes exactly in the JPEG (bshmd.outputs.jpeg),
+    # at 1.4-2.6x the bytes; plain: the smaller YCbCr file, a few levels off next to the subject.
+    jpeg_background: Literal["exact", "plain"] = "exact"
+    # decontaminate: the subject's colour at soft edges (bshmd.outputs.edges), for what shows the
+    # subject over something new; none: the photo's colour, backdrop fringe included.
+    edges: Literal["none", "decontaminate"] = "decontaminate"
     layout: LayoutConfig | None = None  # None: the photo's own framing
     file_mode: FileMode = 0o644
     group: str | None = None

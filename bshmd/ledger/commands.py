@@ -140,25 +140,30 @@ def _rows_under(led: Any, fid: str, relpath: str) -> list[str]:
     return [row.relpath for row in led.jobs(fid) if row.relpath.startswith(prefix)]
 
 
+def _apply(config_file: Path | None, paths: tuple[Path, ...], op: str) -> int:
+    """Run the ledger's ``op`` (forget or reprocess) on the rows of PATHS: a whole folder, the
+    files under a sub-folder, or one file. Returns how many rows it changed."""
+    config, led = _open(config_file)
+    try:
+        total = 0
+        for fid, _folder, relpath, is_dir in _targets(config, led, paths):
+            change = getattr(led, op)
+            if relpath is None:
+                total += change(fid)
+            else:
+                total += change(fid, _rows_under(led, fid, relpath) if is_dir else [relpath])
+        return total
+    finally:
+        led.close()
+
+
 @ledger.command("forget")
 @_config_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def forget(config_file: Path | None, paths: tuple[Path, ...]) -> None:
     """Delete the rows of PATHS: the files count as never seen and are processed again when
     an instance next looks at them (restart it, or wait for its next full rescan)."""
-    config, led = _open(config_file)
-    try:
-        total = 0
-        for fid, _folder, relpath, is_dir in _targets(config, led, paths):
-            if relpath is None:
-                total += led.forget(fid)
-            elif is_dir:
-                total += led.forget(fid, _rows_under(led, fid, relpath))
-            else:
-                total += led.forget(fid, [relpath])
-    finally:
-        led.close()
-    click.echo(f"forgot {total} file(s)")
+    click.echo(f"forgot {_apply(config_file, paths, 'forget')} file(s)")
 
 
 @ledger.command("reprocess")
@@ -167,16 +172,4 @@ def forget(config_file: Path | None, paths: tuple[Path, ...]) -> None:
 def reprocess(config_file: Path | None, paths: tuple[Path, ...]) -> None:
     """Mark the done files of PATHS to be processed again; running instances pick them up at
     their next full rescan (``rescan_seconds``)."""
-    config, led = _open(config_file)
-    try:
-        total = 0
-        for fid, _folder, relpath, is_dir in _targets(config, led, paths):
-            if relpath is None:
-                total += led.reprocess(fid)
-            elif is_dir:
-                total += led.reprocess(fid, _rows_under(led, fid, relpath))
-            else:
-                total += led.reprocess(fid, [relpath])
-    finally:
-        led.close()
-    click.echo(f"marked {total} file(s) to be processed again")
+    click.echo(f"marked {_apply(config_file, paths, 'reprocess')} file(s) to be processed again")

@@ -279,19 +279,7 @@ class Ledger:
 
     def known_among(self, folder: str, keys: Iterable[FileKey]) -> set[FileKey]:
         """Which of ``keys`` have a row of exactly that size and mtime, in any state."""
-        keys = list(keys)
-        found: set[FileKey] = set()
-        for start in range(0, len(keys), BATCH):
-            chunk = {encode(k.relpath): k for k in keys[start:start + BATCH]}
-            marks = ", ".join("?" * len(chunk))
-            rows = self.backend.transaction(lambda tx, chunk=chunk, marks=marks: tx.query(
-                f"SELECT relpath, size, mtime_ns FROM jobs WHERE folder = ? AND relpath IN ({marks})",
-                (folder, *chunk)))
-            for raw, size, mtime_ns in rows:
-                key = chunk[bytes(raw)]
-                if (int(size), int(mtime_ns)) == (key.size, key.mtime_ns):
-                    found.add(key)
-        return found
+        return self._matching(folder, keys, "")
 
     def drop(self, folder: str, key: FileKey, epoch: int) -> bool:
         """Delete a row this token holds (its file is gone from the folder)."""
@@ -360,13 +348,18 @@ class Ledger:
 
     def done_among(self, folder: str, keys: Iterable[FileKey]) -> set[FileKey]:
         """Which of ``keys`` have a done row for exactly that size and mtime."""
+        return self._matching(folder, keys, "AND state = 'done' ")
+
+    def _matching(self, folder: str, keys: Iterable[FileKey], condition: str) -> set[FileKey]:
+        """Which of ``keys`` have a row of exactly that size and mtime that meets ``condition``
+        (a fixed SQL fragment, never user input), asked in chunks of ``BATCH`` names."""
         keys = list(keys)
         found: set[FileKey] = set()
         for start in range(0, len(keys), BATCH):
             chunk = {encode(k.relpath): k for k in keys[start:start + BATCH]}
             marks = ", ".join("?" * len(chunk))
             rows = self.backend.transaction(lambda tx, chunk=chunk, marks=marks: tx.query(
-                f"SELECT relpath, size, mtime_ns FROM jobs WHERE folder = ? AND state = 'done' "
+                f"SELECT relpath, size, mtime_ns FROM jobs WHERE folder = ? {condition}"
                 f"AND relpath IN ({marks})", (folder, *chunk)))
             for raw, size, mtime_ns in rows:
                 key = chunk[bytes(raw)]

@@ -8,7 +8,7 @@ below only say where each block goes:
 format      ICC    EXIF   XMP          IPTC   resolution
 ==========  =====  =====  ===========  =====  ===========================================
 PNG         iCCP   eXIf   iTXt         zTXt   pHYs (and EXIF)
-JPEG        APP2   APP1   APP1 ≤ 64 K  APP13  JFIF (and EXIF)
+JPEG        APP2   APP1   APP1 ≤ 64 K  APP13  JFIF (and EXIF; EXIF only with RGB components)
 WebP, AVIF  ICC    EXIF   XMP          —      EXIF
 TIFF        tag    IFD0   tag 700      tag    XResolution/YResolution
 PSD         res.   res.   resource     res.   ResolutionInfo

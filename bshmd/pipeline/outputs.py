@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from bshmd.errors import ClaimLost
 from bshmd.outputs.edges import clean_edges
-from bshmd.outputs.jpeg import encode_jpeg
+from bshmd.outputs.jpeg import BackgroundPixels, encode_jpeg
 from bshmd.outputs.layout import apply_layout
 from bshmd.pipeline.atomic import atomic_write
 
@@ -312,8 +312,11 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
             if outputs.composite_format == "jpeg":
                 args, skipped = metadata.jpeg_args(meta)
                 notes.extend(f"composite {why}" for why in skipped)
+                # Where alpha is 0 the composite is the plain colour exactly; the JPEG keeps it so.
+                plain = (None if outputs.background_image is not None or outputs.jpeg_background == "plain"
+                         else BackgroundPixels(alpha == 0, _background_rgb(outputs.background)))
                 buffer.write(encode_jpeg(Image.fromarray(flat, "RGB"), outputs.jpeg_quality,
-                                         outputs.jpeg_max_bytes, **args))
+                                         outputs.jpeg_max_bytes, plain, **args))
             else:
                 blobs[fmt] = _png(flat, level, metadata.png_chunks(meta))
                 continue

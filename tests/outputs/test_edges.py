@@ -60,6 +60,16 @@ def test_cutout_soft_pixels_carry_the_foreground_colour_not_the_backdrop(scene: 
     assert cleaned <= 0.25 * kept, (cleaned, kept)
 
 
+def test_the_default_configuration_decontaminates(scene: Any) -> None:
+    default = render_outputs(scene.photo, scene.alpha, OutputsConfig(formats=("cutout", "composite")))
+    clean = render_outputs(scene.photo, scene.alpha,
+                           OutputsConfig(formats=("cutout", "composite"), edges="decontaminate"))
+    plain = render_outputs(scene.photo, scene.alpha, OutputsConfig(formats=("cutout", "composite"), edges="none"))
+    assert default == clean
+    edge = scene.soft_edge()
+    assert (decode(default["cutout"])[:, :, :3] != decode(plain["cutout"])[:, :, :3])[edge].mean() > 0.5
+
+
 def test_opaque_pixels_keep_the_photo_and_transparent_ones_are_cleared(scene: Any) -> None:
     outputs = OutputsConfig(formats=("cutout",), edges="decontaminate")
     cutout = decode(render_outputs(scene.photo, scene.alpha, outputs)["cutout"])

@@ -1,7 +1,8 @@
-"""The strip-wise estimator against the per-pixel one it replaced, kept here as the reference.
+"""The window-wise estimator against the per-pixel one it replaced, kept here as the reference.
 
-The two sample the smooth means differently (cv2.resize of a window vs remap at each band
-pixel, 1/32-pixel steps) and round once each, so they may differ by one level, never more.
+Both take the same smooth means (smooth_means); they sample them differently (cv2.resize of a
+window vs remap at each band pixel, 1/32-pixel steps) and round once each, so they may differ
+by one level, never more.
 """
 
 from __future__ import annotations
@@ -11,14 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bshmd.outputs.edges import (
-    COARSE_RADIUS,
-    FINE_RADIUS,
-    WORK_SIDE,
-    _blurred_means,
-    _correct,
-    estimate_foreground,
-)
+from bshmd.outputs.edges import WORK_SIDE, _correct, estimate_foreground, smooth_means
 
 
 def reference_foreground(rgb: np.ndarray, alpha: np.ndarray, work_side: int = WORK_SIDE) -> np.ndarray:
@@ -31,19 +25,9 @@ def reference_foreground(rgb: np.ndarray, alpha: np.ndarray, work_side: int = WO
         return rgb
     band = band.reshape(-1, 2)
     xs, ys = band[:, 0], band[:, 1]
-    factor = -(-max(height, width) // work_side)
-    if factor > 1:
-        small_w, small_h = max(1, width // factor), max(1, height // factor)
-        crop_w, crop_h = min(width, small_w * factor), min(height, small_h * factor)
-        small_rgb = cv2.resize(rgb[:crop_h, :crop_w], (small_w, small_h), interpolation=cv2.INTER_AREA)
-        small_alpha = cv2.resize(alpha[:crop_h, :crop_w], (small_w, small_h), interpolation=cv2.INTER_AREA)
-    else:
-        small_rgb, small_alpha = rgb, alpha
-    image = small_rgb.astype(np.float32)
-    a = small_alpha.astype(np.float32) / 255.0
-    mean_fg, mean_bg = _blurred_means(image, image, image, a, COARSE_RADIUS)
-    coarse_fg = _correct(image.copy(), a[:, :, None], mean_fg, mean_bg)
-    mean_fg, mean_bg = _blurred_means(image, coarse_fg, mean_bg, a, FINE_RADIUS)
+    factor, mean_fg, mean_bg = smooth_means(rgb, alpha, work_side)
+    small_h, small_w = mean_fg.shape[:2]
+    crop_w, crop_h = min(width, small_w * factor), min(height, small_h * factor)
     if factor > 1:
         map_x = ((xs.astype(np.float32) + 0.5) * (small_w / crop_w) - 0.5)[None, :]
         map_y = ((ys.astype(np.float32) + 0.5) * (small_h / crop_h) - 0.5)[None, :]
@@ -92,3 +76,28 @@ def test_strips_match_the_per_pixel_estimator_within_one_level(
     np.testing.assert_array_equal(actual[~soft], rgb[~soft])
     assert np.abs(actual.astype(np.int16) - expected).max() <= 1
     assert np.count_nonzero(actual != expected) < 0.01 * actual.size  # off by one only on rounding ties
+
+
+def test_windows_hold_every_soft_pixel_once_and_little_else(studio_matte: np.ndarray) -> None:
+    # The portrait's matte 3x larger (about 2800 px wide: runs longer than a window's limit
+    # are cut), plus lone soft pixels far from its band, in the last partial tile column and
+    # row, and a fully soft strip across the bottom.
+    import cv2
+
+    from bshmd.outputs.edges import _band_windows
+
+    height, width = studio_matte.shape
+    alpha = cv2.resize(studio_matte, (3 * width + 5, 3 * height + 7), interpolation=cv2.INTER_LINEAR)
+    alpha[np.where(alpha == 255)[0][0], np.where(alpha == 255)[1][0]] = 200
+    alpha[0, 0] = alpha[-1, -1] = alpha[40, -1] = alpha[-1, 3] = 1
+    alpha[-20:-12] = 128
+    expected = cv2.inRange(alpha, 1, 254)
+    covered = np.zeros(alpha.shape, np.uint8)
+    area = 0
+    for rows, cols, soft in _band_windows(alpha):
+        np.testing.assert_array_equal(soft, expected[rows, cols])
+        assert not covered[rows, cols].any(), "windows overlap"
+        covered[rows, cols] = 255
+        area += soft.size
+    assert not np.count_nonzero(expected & ~covered), "soft pixels outside every window"
+    assert area < 2.5 * np.count_nonzero(expected), (area, np.count_nonzero(expected))

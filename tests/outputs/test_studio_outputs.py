@@ -159,6 +159,9 @@ def test_artist_copyright_creator_keywords_and_dpi_survive(results: Any) -> None
     with Image.open(paths["cutout"]) as png:
         assert png.info["dpi"] == pytest.approx((300, 300), abs=0.01)
     with Image.open(paths["composite"]) as jpeg:
+        # The composite's white background is pinned (RGB components, coefficients rewritten:
+        # bshmd.outputs.jpeg); every block above survived that, the resolution in EXIF.
+        assert jpeg.info["adobe_transform"] == 0
         assert jpeg.info["dpi"] == (300, 300)
 
 

@@ -20,6 +20,23 @@ from bshmd.review.server import Mounted, ReviewServer
 from bshmd.testing.segmentation import selfie_matte
 from tests.testdata import PHOTOS, ROCKET, SELFIE_MODEL
 
+# Debian's Chromium, driven by Playwright, for the tests of the page (CI installs it).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless Chromium per test module; each test opens its own context."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 def _rejection(call, *args) -> InputRejected:  # noqa: ANN001 - any function that raises it
     with pytest.raises(InputRejected) as caught:

@@ -21,24 +21,12 @@ from bshmd.errors import InputRejected
 from bshmd.pipeline.gate import check_matte
 from bshmd.pipeline.quarantine import quarantine_input
 
-from .conftest import Served, Tree, soft_edge_gate
-from .test_browser import CHROMIUM, CHROMIUM_ARGS, until
+from .conftest import CHROMIUM, Served, Tree, soft_edge_gate
+from .test_browser import until
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing (CI installs Debian's chromium)")
 
 NEWEST_FIRST = ["dancer.png", "rocket.jpg", "astronaut.png", "cut-off.jpg", "notes.jpg"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

@@ -88,7 +88,9 @@ def test_notify_protocol_watchdog_and_wedge(tmp_path: Path, slow_model: Path, no
         # An inference longer than the watchdog interval: the pings stop while it runs.
         drop_portrait(hot["input"], "big.png", 1600)
         daemon.wait_log("watchdog: withholding the ping: inference running", timeout=60)
-        daemon.wait_log("processed ", timeout=60)
+        # The file's own line ("processed <path> → <result>"): the ready line counts
+        # "processed 0" too, and matching that would look at the pings mid-wedge.
+        daemon.wait_log("big.png → ", timeout=60)
         notify_socket.drain(0.2)
         pings = _pings(notify_socket, after=ready_at)
         longest = max(b - a for a, b in zip(pings, pings[1:], strict=False))
