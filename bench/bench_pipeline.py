@@ -31,9 +31,10 @@ Two ways to stand in for the accelerator, ``--mode device``, ``--mode cpu`` or b
   (``--intra-op-threads 1 --inter-op-threads 1``), the other cores left to decoding and
   encoding; ``--extra-convs`` makes it costlier. On a 2-core host its inference competes
   with those stages for the same cores, caches and memory bandwidth: measured here, two
-  CPU-bound threads slow each other by 7-15 % before any pipeline is involved, and the
-  cheapest stand-in already costs 1.6× decode+encode, so pipeline/bare measures the host as
-  much as the pipeline. Kept to compare with figures taken before the device mode existed.
+  CPU-bound threads slow each other by 7-15 % before any pipeline is involved, and where
+  encoding is cheap (``outputs.edges: none``: 7 ms at 640×480) the cheapest stand-in costs
+  1.6× decode+encode, so pipeline/bare measures the host as much as the pipeline. Kept to
+  compare with figures taken before the device mode existed.
 """
 
 from __future__ import annotations
