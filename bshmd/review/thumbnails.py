@@ -17,9 +17,10 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bshmd.pipeline.decode import _own_pixel_limit, sniff_format
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from bshmd.config import Config
     from bshmd.pipeline.quarantine import QuarantineEntry
 
+T = TypeVar("T")
 log = logging.getLogger("bshmd.review")
 
 THUMB_SIDE = 320  # long side in pixels: sharp at 2x for the page's 160 px wide tiles
@@ -196,21 +198,14 @@ class ThumbnailCache:
         return small
 
     def _open_matte(self, path: Path | None) -> Image.Image | None:
-        from PIL import Image
+        def small_grey(image: Image.Image) -> Image.Image:
+            image.draft("L", (THUMB_SIDE, THUMB_SIDE))
+            return image.convert("L")
 
-        if path is None or path.is_symlink() or not path.is_file():
-            return None
-        try:
-            with _own_pixel_limit(), Image.open(path) as image:
-                if image.width * image.height > self.config.limits.max_pixels:
-                    return None
-                image.draft("L", (THUMB_SIDE, THUMB_SIDE))
-                matte = image.convert("L")
+        matte = read_matte(path, self.config.limits.max_pixels, small_grey, "preview")
+        if matte is not None:
             matte.thumbnail((THUMB_SIDE, THUMB_SIDE), _lanczos())
-            return matte
-        except Exception as exc:  # noqa: BLE001
-            log.info("review: no preview of %s: %s", path, exc)
-            return None
+        return matte
 
 
 def _lanczos() -> Image.Resampling:
@@ -223,3 +218,20 @@ def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
     return buffer.getvalue()
+
+
+def read_matte(path: Path | None, max_pixels: int, read: Callable[[Image.Image], T], what: str) -> T | None:
+    """``read`` of the matte image at ``path``, opened within ``max_pixels``; None when there is
+    none, it is a symlink, it is larger, or it cannot be decoded (logged as "no ``what``")."""
+    from PIL import Image
+
+    if path is None or path.is_symlink() or not path.is_file():
+        return None
+    try:
+        with _own_pixel_limit(), Image.open(path) as image:
+            if image.width * image.height > max_pixels:
+                return None
+            return read(image)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means "nothing to show"
+        log.info("review: no %s of %s: %s", what, path, exc)
+        return None

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bshmd.pipeline.decode import _own_pixel_limit, sniff_format
-from bshmd.review.thumbnails import cache_write
+from bshmd.review.thumbnails import cache_write, read_matte
 
 if TYPE_CHECKING:
     import numpy as np
@@ -148,18 +148,7 @@ class TileCache:
             return None
 
     def _matte_size(self, path: Path | None) -> tuple[int, int] | None:
-        from PIL import Image
-
-        if path is None or path.is_symlink() or not path.is_file():
-            return None
-        try:
-            with _own_pixel_limit(), Image.open(path) as image:
-                if image.width * image.height > self.config.limits.max_pixels:
-                    return None
-                return image.size
-        except Exception as exc:  # noqa: BLE001
-            log.info("review: no view of %s: %s", path, exc)
-            return None
+        return read_matte(path, self.config.limits.max_pixels, lambda image: image.size, "view")
 
     # --- tiles ---------------------------------------------------------------------------
 
