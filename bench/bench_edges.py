@@ -67,8 +67,8 @@ def main() -> None:
     from bshmd.config import LayoutConfig, OutputsConfig
     from bshmd.outputs.edges import _band_windows, clean_edges
     from bshmd.outputs.layout import apply_layout
+    from bshmd.outputs.render import render_outputs
     from bshmd.pipeline.budget import bound_heap_retention
-    from bshmd.pipeline.outputs import render_outputs
 
     bound_heap_retention()
     rgb, alpha = portrait_at(width, height, args.photo, args.matte)

@@ -45,7 +45,7 @@ def main() -> None:
     from bshmd.config import LayoutConfig, OutputsConfig
     from bshmd.outputs.jpeg import BackgroundPixels, encode_jpeg
     from bshmd.outputs.layout import apply_layout
-    from bshmd.pipeline.outputs import composite
+    from bshmd.outputs.render import composite
 
     rgb, alpha = portrait_at(width, height, PHOTOS / "portrait-hopper.png", PHOTOS / "portrait-hopper.selfie-alpha.png")
     outputs = OutputsConfig()

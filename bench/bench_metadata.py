@@ -66,11 +66,11 @@ def main() -> None:
     from PIL import Image
 
     from bshmd.config import OutputsConfig
+    from bshmd.decode.image import decode_photo
     from bshmd.decode.meta import read_meta
     from bshmd.outputs.colour import to_srgb
     from bshmd.outputs.metadata import add_png_chunks, png_chunks, result_meta
-    from bshmd.pipeline.decode import decode_photo
-    from bshmd.pipeline.outputs import render_outputs
+    from bshmd.outputs.render import render_outputs
     from bshmd.testing.images import synthetic_portrait
 
     with tempfile.TemporaryDirectory() as tmp:

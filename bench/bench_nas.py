@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bshmd.decode.heif import register_opener  # noqa: E402
+from bshmd.decode.image import decode_image  # noqa: E402
 from bshmd.fs.move import place  # noqa: E402
-from bshmd.pipeline.decode import decode_image  # noqa: E402
 from bshmd.testing.images import synthetic_portrait  # noqa: E402
 
 

@@ -102,9 +102,9 @@ def main() -> None:
     from PIL import Image
 
     from bshmd.config import parse_config
+    from bshmd.decode.image import decode_image
     from bshmd.engine import MattingEngine
-    from bshmd.pipeline.decode import decode_image
-    from bshmd.pipeline.outputs import output_paths, render_outputs, write_outputs
+    from bshmd.outputs.render import output_paths, render_outputs, write_outputs
     from bshmd.pipeline.pipeline import Pipeline
     from bshmd.records import FileKey, Job
     from bshmd.testing.device import DeviceTimeEngine

@@ -97,10 +97,10 @@ def child_floor(src: Path, dst: Path, mattes: Path) -> dict:
 
 def child_naive(src: Path, dst: Path, model: Path) -> dict:
     from bshmd.config import parse_config
+    from bshmd.decode.image import decode_image
     from bshmd.engine import MattingEngine
     from bshmd.engine.upsample import downscale, guided_upsample
-    from bshmd.pipeline.decode import decode_image
-    from bshmd.pipeline.outputs import output_paths, render_outputs, write_outputs
+    from bshmd.outputs.render import output_paths, render_outputs, write_outputs
 
     config = parse_config({"folders": [{"input": str(src), "output": str(dst), "quarantine": str(dst) + ".q"}],
                            "model": {"path": str(model)}}, base_dir=dst)

@@ -207,7 +207,7 @@ class FolderConfig(Section):
     # Globs of names (or, with a "/", relative paths) never to process, beside the built-in list.
     ignore: tuple[Annotated[str, Field(min_length=1)], ...] = ()
     # How long a client may see stale sizes and mtimes here (NFS/SMB/FUSE attribute cache);
-    # None: read from the mount's options (bshmd.ingest.mounts.attribute_cache).
+    # None: read from the mount's options (bshmd.fs.mounts.attribute_cache).
     attribute_cache_seconds: Annotated[float, Field(ge=0, le=3600)] | None = None
 
     @property

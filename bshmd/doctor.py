@@ -29,7 +29,7 @@ from typing import Literal
 
 from bshmd.config import Config, FolderConfig, load_config
 from bshmd.errors import BshmdError
-from bshmd.ingest.mounts import MOUNTINFO, Mount, existing_ancestor, is_network_fs, mount_for, parse_mountinfo
+from bshmd.fs.mounts import MOUNTINFO, Mount, existing_ancestor, is_network_fs, mount_for, parse_mountinfo
 
 Status = Literal["OK", "WARN", "FAIL"]
 INOTIFY_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
@@ -309,8 +309,8 @@ def attribute_cache_check(config: Config, folder: FolderConfig, mount: Mount) ->
     """A client may show a file's old size and mtime for its attribute-cache time, so the daemon
     settles files over that time plus settle_seconds (bshmd.ingest.attrcache): say how long,
     and warn where the cache makes every file wait longer than settling itself would."""
+    from bshmd.fs.mounts import attribute_cache
     from bshmd.ingest.attrcache import SettleWindow
-    from bshmd.ingest.mounts import attribute_cache
 
     if folder.attribute_cache_seconds is not None:
         cached, source = folder.attribute_cache_seconds, "folders[].attribute_cache_seconds"

@@ -33,8 +33,8 @@ def main() -> None:
     from PIL import Image
 
     from bshmd.config import OutputsConfig
-    from bshmd.pipeline.decode import decode_image
-    from bshmd.pipeline.outputs import render_outputs
+    from bshmd.decode.image import decode_image
+    from bshmd.outputs.render import render_outputs
 
     crop_box = tuple(int(v) for v in args.crop.split(","))
     rgb = decode_image(args.photo, max_pixels=10**8, max_file_bytes=10**9)

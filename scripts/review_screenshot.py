@@ -21,10 +21,10 @@ import numpy as np
 from PIL import Image
 
 from bshmd.config import GateConfig, parse_config
+from bshmd.decode.image import decode_image
 from bshmd.errors import InputRejected
-from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.gate import check_input, check_matte, measure_matte
-from bshmd.pipeline.quarantine import quarantine_input
+from bshmd.quarantine.store import quarantine_input
 from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
 from bshmd.testing.segmentation import selfie_matte

@@ -109,7 +109,7 @@ def studio_matte():  # noqa: ANN201 - numpy array
 
 @pytest.fixture
 def studio_rgb(studio_png: Path):  # noqa: ANN201 - numpy array
-    from bshmd.pipeline.decode import decode_image
+    from bshmd.decode.image import decode_image
 
     return decode_image(studio_png, max_pixels=10**8, max_file_bytes=10**9)
 

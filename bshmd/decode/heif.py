@@ -2,7 +2,7 @@
 
 pillow-heif teaches Pillow the format, so HEIF goes through the same decoding as every other
 Pillow format (pixel limit from the header, orientation, mode conversion) in
-bshmd.pipeline.decode. Its colour profile stays where Pillow keeps every format's:
+bshmd.decode.image. Its colour profile stays where Pillow keeps every format's:
 ``image.info["icc_profile"]`` (an iPhone's Display P3, for instance); ``icc_profile`` reads it.
 """
 

@@ -1,6 +1,6 @@
 """What decoding hands the rest of bshmd: the photo's pixels and its colour and metadata, read once.
 
-Every decoder (Pillow's formats in bshmd.pipeline.decode, camera RAW and HEIC beside it)
+Every decoder (Pillow's formats in bshmd.decode.image, camera RAW and HEIC beside it)
 returns a ``Decoded``. The output writers take the metadata from here and nowhere else, so a
 format never goes back to the input file for it.
 """

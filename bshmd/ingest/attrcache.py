@@ -6,7 +6,7 @@ writing. Two defences, both per folder:
 
 - ``settle_window``: a file is never declared settled in less than the folder's attribute
   cache time (``folders[].attribute_cache_seconds``, else what the mount's options say, see
-  ``bshmd.ingest.mounts.attribute_cache``) plus ``settle_seconds``. Logged per folder at start.
+  ``bshmd.fs.mounts.attribute_cache``) plus ``settle_seconds``. Logged per folder at start.
 - ``bshmd.fs.fresh.revalidate``: right before a file is declared settled it is opened and
   its last byte read, which makes NFS and FUSE clients fetch fresh attributes; those are the
   ones compared.
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bshmd.config import FolderConfig
-from bshmd.ingest.mounts import attribute_cache_for
+from bshmd.fs.mounts import attribute_cache_for
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,11 @@ from typing import Any
 from bshmd.config import Config, FolderConfig
 from bshmd.errors import ClaimLost, LedgerUnavailable, ShareOwnedElsewhere
 from bshmd.fs.fresh import revalidate
+from bshmd.fs.mounts import watch_mode_for
+from bshmd.fs.output import OutputMount
 from bshmd.ingest import settle as settle_states
 from bshmd.ingest.attrcache import settle_window
 from bshmd.ingest.filters import PathFilter, excluded_dirs_for
-from bshmd.ingest.mounts import watch_mode_for
-from bshmd.ingest.output import OutputMount
 from bshmd.ingest.scan import stat_candidate, walk
 from bshmd.ingest.settle import SettleTracker
 from bshmd.ingest.sweep import sweep_leftovers

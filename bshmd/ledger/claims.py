@@ -229,7 +229,7 @@ class FolderClaims:
     def check_output(self) -> bool:
         """Whether the output folder can take results now (and its share marker is read).
 
-        False when ``mounted`` says no (see bshmd.ingest.mounts.OutputMount: an unmounted
+        False when ``mounted`` says no (see bshmd.fs.mounts.OutputMount: an unmounted
         share leaves its bare folder behind on the local disk, where results would be hidden
         once the share comes back). ShareOwnedElsewhere propagates.
         """

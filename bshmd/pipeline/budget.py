@@ -95,7 +95,7 @@ class HeapTrim:
 def image_megapixels(path: Path) -> float:
     """The image's size from its header, in megapixels; 0 when the header cannot be read
     (decoding then refuses the file with the reason, and it holds no budget meanwhile)."""
-    from bshmd.pipeline.decode import probe_image
+    from bshmd.decode.image import probe_image
 
     try:
         info = probe_image(path)

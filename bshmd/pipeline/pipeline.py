@@ -428,7 +428,7 @@ class Pipeline:
 
     def _decode(self, job: Job, runner: TimedRunner) -> _Work:
         from bshmd.pipeline.gate import check_input
-        from bshmd.pipeline.quarantine import consume_accept
+        from bshmd.quarantine.store import consume_accept
 
         with self._lock:
             config = self._config
@@ -484,11 +484,11 @@ class Pipeline:
 
     def _decode_photo(self, path: Path, max_pixels: int, max_file_bytes: int, keep_16bit: bool) -> tuple[Any, Any]:
         """(the Decoded photo, its pixels in sRGB for the network); runs on a timed worker."""
+        from bshmd.decode.image import decode_photo
         from bshmd.decode.meta import meta_from_blocks
         from bshmd.decode.record import Decoded
         from bshmd.decode.sidecar import read_sidecar_xmp
         from bshmd.outputs.colour import to_srgb
-        from bshmd.pipeline.decode import decode_photo
 
         if self._decoder is None:
             photo = decode_photo(path, max_pixels=max_pixels, max_file_bytes=max_file_bytes, keep_16bit=keep_16bit)
@@ -505,7 +505,7 @@ class Pipeline:
 
     @staticmethod
     def _results_exist(work: _Work) -> bool:
-        from bshmd.pipeline.outputs import output_paths, outputs_written_for
+        from bshmd.outputs.render import output_paths, outputs_written_for
 
         job = work.job
         try:
@@ -644,9 +644,9 @@ class Pipeline:
 
     def _write_results(self, work: _Work) -> None:
         """Runs on a timed worker: gate the matte, write the results, then on_success."""
-        from bshmd.pipeline.atomic import UnsafePathError
+        from bshmd.fs.atomic import UnsafePathError
+        from bshmd.outputs.render import output_paths, render_outputs, write_outputs
         from bshmd.pipeline.gate import check_matte
-        from bshmd.pipeline.outputs import output_paths, render_outputs, write_outputs
 
         config, folder, job = work.config, work.folder, work.job
         self._full_size_matte(work)
@@ -696,7 +696,7 @@ class Pipeline:
     @staticmethod
     def _after_success(work: _Work) -> None:
         """outputs.on_success for an input whose results are written."""
-        from bshmd.pipeline.atomic import safe_move
+        from bshmd.fs.atomic import safe_move
 
         config, folder, job = work.config, work.folder, work.job
         action = config.on_success_for(folder)
@@ -725,7 +725,7 @@ class Pipeline:
                       extra={"bshmd_file": str(job.path), "bshmd_outcome": "on_success_failed"})
 
     def _quarantine(self, work: _Work, runner: TimedRunner) -> None:
-        from bshmd.pipeline.quarantine import quarantine_input
+        from bshmd.quarantine.store import quarantine_input
 
         job, rejection = work.job, work.rejection
         assert rejection is not None

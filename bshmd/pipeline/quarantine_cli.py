@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bshmd.config import Config
 from bshmd.errors import BshmdError, InputRejected
-from bshmd.pipeline import quarantine
+from bshmd.quarantine import store as quarantine
 
 log = logging.getLogger("bshmd.quarantine")
 

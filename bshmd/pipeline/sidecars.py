@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from bshmd.decode.sidecar import follow_name
-from bshmd.pipeline.atomic import safe_move
+from bshmd.fs.atomic import safe_move
 
 log = logging.getLogger("bshmd.sidecars")
 

@@ -15,7 +15,7 @@ Routes, below wherever the app is mounted (``SCRIPT_NAME``, e.g. ``/review``)::
                                 {"action": "undo", "ids": [undo tokens the actions returned]}
 
 Entries are named by opaque ids (``bshmd.review.ids``), never by paths. Actions call the same
-functions as ``bshmd quarantine`` (``bshmd.pipeline.quarantine``), one at a time. A shoot is an
+functions as ``bshmd quarantine`` (``bshmd.quarantine.store``), one at a time. A shoot is an
 entry's top-level folder inside its quarantine folder; counts of what is left are per shoot.
 """
 
@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from bshmd.config import Config
 from bshmd.errors import InputRejected
-from bshmd.pipeline import quarantine
+from bshmd.quarantine import store as quarantine
 from bshmd.review import ids, page
 from bshmd.review.access import Access
 from bshmd.review.listing import Waiting, shoot_of

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from bshmd.errors import InputRejected
-from bshmd.pipeline import quarantine
+from bshmd.quarantine import store as quarantine
 
 if TYPE_CHECKING:
     from bshmd.config import FolderConfig

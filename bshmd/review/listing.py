@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bshmd.pipeline import quarantine
+from bshmd.quarantine import store as quarantine
 
 if TYPE_CHECKING:
     from bshmd.config import FolderConfig

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from bshmd.pipeline.decode import _own_pixel_limit, sniff_format
+from bshmd.decode.image import own_pixel_limit, sniff_format
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from bshmd.config import Config
-    from bshmd.pipeline.quarantine import QuarantineEntry
+    from bshmd.quarantine.store import QuarantineEntry
 
 T = TypeVar("T")
 log = logging.getLogger("bshmd.review")
@@ -189,7 +189,7 @@ class ThumbnailCache:
     def _small_rgb(self, source: Path | io.BytesIO) -> Image.Image | None:
         from PIL import Image, ImageOps
 
-        with _own_pixel_limit(), Image.open(source) as image:
+        with own_pixel_limit(), Image.open(source) as image:
             if image.width * image.height > self.config.limits.max_pixels:
                 return None
             image.draft("RGB", (THUMB_SIDE, THUMB_SIDE))
@@ -228,7 +228,7 @@ def read_matte(path: Path | None, max_pixels: int, read: Callable[[Image.Image],
     if path is None or path.is_symlink() or not path.is_file():
         return None
     try:
-        with _own_pixel_limit(), Image.open(path) as image:
+        with own_pixel_limit(), Image.open(path) as image:
             if image.width * image.height > max_pixels:
                 return None
             return read(image)

@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bshmd.pipeline.decode import _own_pixel_limit, sniff_format
+from bshmd.decode.image import own_pixel_limit, sniff_format
 from bshmd.review.thumbnails import cache_write, read_matte
 
 if TYPE_CHECKING:
     import numpy as np
 
     from bshmd.config import Config
-    from bshmd.pipeline.quarantine import QuarantineEntry
+    from bshmd.quarantine.store import QuarantineEntry
     from bshmd.review.thumbnails import ThumbnailCache
 
 log = logging.getLogger("bshmd.review")
@@ -136,7 +136,7 @@ class TileCache:
             with path.open("rb") as file:
                 if sniff_format(file.read(64)) is None:
                     return None
-            with _own_pixel_limit(), Image.open(path) as image:
+            with own_pixel_limit(), Image.open(path) as image:
                 if image.width * image.height > limits.max_pixels:
                     return None
                 orientation = image.getexif().get(0x0112, 1)
@@ -244,7 +244,7 @@ class TileCache:
 
         # One decoded copy at a time (a 24 MP photo is about 100 MB as an image): turn and
         # convert only when needed, where ImageOps.exif_transpose and convert always copy.
-        with _own_pixel_limit(), Image.open(source) as image:
+        with own_pixel_limit(), Image.open(source) as image:
             orientation = image.getexif().get(0x0112, 1)
             stored = (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
             # JPEG: decode at 1/2, 1/4 or 1/8 when that is enough. Pillow picks the scale from
@@ -268,7 +268,7 @@ class TileCache:
         from PIL import Image
 
         assert path is not None
-        with _own_pixel_limit(), Image.open(path) as image:
+        with own_pixel_limit(), Image.open(path) as image:
             matte = image.convert("L")
         if level:
             matte = matte.reduce(1 << level)  # a box average: the matte's soft edges stay honest

@@ -1,6 +1,6 @@
 """Taking back the page's last decisions: ``U`` puts an entry back into quarantine.
 
-An action is done for real at once, through ``bshmd.pipeline.quarantine`` (the files move as
+An action is done for real at once, through ``bshmd.quarantine.store`` (the files move as
 ``bshmd quarantine`` would move them). Undo puts the input back through the same module's
 ``quarantine_input``, the one way anything enters quarantine, with the entry's reason, message
 and measured values; the new record's history names the undo. What each action left behind:
@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from bshmd.errors import InputRejected
-from bshmd.pipeline import quarantine
+from bshmd.quarantine import store as quarantine
 
 if TYPE_CHECKING:
     import numpy as np

@@ -60,7 +60,7 @@ def resolve_instance_id(config: Config, environ: dict[str, str] | None = None) -
 def check_state_dir(config: Config) -> None:
     """Refuse a SQLite ledger on a network or FUSE filesystem: SQLite's locking is not safe
     over NFS or SMB (a ledger shared that way gets corrupted); several hosts share PostgreSQL."""
-    from bshmd.ingest.mounts import MOUNTINFO, existing_ancestor, is_network_fs, mount_for, parse_mountinfo
+    from bshmd.fs.mounts import MOUNTINFO, existing_ancestor, is_network_fs, mount_for, parse_mountinfo
     from bshmd.ledger import ledger_url, state_dir
 
     if ledger_url(config):

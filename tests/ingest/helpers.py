@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bshmd.config import Config, parse_config
-from bshmd.ingest.output import OutputMount
+from bshmd.fs.output import OutputMount
 from bshmd.ledger.backend import SQLiteBackend
 from bshmd.ledger.claims import Claims, FolderClaims
 from bshmd.ledger.store import Ledger

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from bshmd.config import Config, parse_config
-from bshmd.pipeline.decode import decode_image
+from bshmd.decode.image import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
 from tests.ingest.helpers import folder_claims

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bshmd.ingest.mounts import (
+from bshmd.fs.mounts import (
     is_network_fs,
     mode_for,
     mount_for,

@@ -142,7 +142,7 @@ def test_a_picture_with_an_extension_not_processed_gets_one_info_line(local, eng
 
 def test_the_sidecar_goes_back_on_requeue_and_along_on_reject(local):
     from bshmd.errors import InputRejected
-    from bshmd.pipeline.quarantine import find_entry, quarantine_input, reject, requeue
+    from bshmd.quarantine.store import find_entry, quarantine_input, reject, requeue
 
     config = nas_config(local)
     folder = config.folders[0]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import bshmd.fs.move as move
+from bshmd.fs.atomic import safe_move
 from bshmd.fs.move import SourceChanged, remove_unchanged
-from bshmd.pipeline.atomic import safe_move
 from tests.nas.conftest import bindfs
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from bshmd.config import OutputsConfig
 from bshmd.outputs.edges import clean_edges, estimate_foreground
-from bshmd.pipeline.outputs import render_outputs
+from bshmd.outputs.render import render_outputs
 
 WHITE = (255, 255, 255)
 

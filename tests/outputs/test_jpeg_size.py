@@ -12,7 +12,7 @@ from PIL import Image, JpegImagePlugin
 from bshmd.config import OutputsConfig
 from bshmd.errors import InputRejected
 from bshmd.outputs.jpeg import MIN_QUALITY, PIN_QUALITY, BackgroundPixels, encode_jpeg
-from bshmd.pipeline.outputs import render_outputs
+from bshmd.outputs.render import render_outputs
 from tests.outputs.jpeg_decoders import djpeg, opencv, pillow
 
 WHITE = (255, 255, 255)

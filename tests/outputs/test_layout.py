@@ -17,7 +17,7 @@ from PIL import Image
 from bshmd.config import LayoutConfig, OutputsConfig, parse_config
 from bshmd.errors import EXIT_OK, EXIT_QUARANTINED, ConfigError, InputRejected
 from bshmd.outputs.layout import apply_layout, plan
-from bshmd.pipeline.outputs import render_outputs
+from bshmd.outputs.render import render_outputs
 from tests.outputs.jpeg_decoders import decoded_by_all, opencv, pillow
 
 

@@ -43,7 +43,7 @@ def test_an_xmp_too_big_for_a_jpeg_segment_is_left_out_of_the_jpeg_only() -> Non
 
     from bshmd.config import OutputsConfig
     from bshmd.decode.record import Decoded
-    from bshmd.pipeline.outputs import render_outputs
+    from bshmd.outputs.render import render_outputs
     from bshmd.testing.images import synthetic_portrait
 
     rgb = synthetic_portrait(120, 90, 2)

@@ -8,8 +8,8 @@ from typing import Any
 from PIL import Image
 
 from bshmd.config import parse_config
-from bshmd.pipeline.outputs import output_paths
-from bshmd.pipeline.quarantine import accept, list_entries
+from bshmd.outputs.render import output_paths
+from bshmd.quarantine.store import accept, list_entries
 from bshmd.review.thumbnails import ThumbnailCache
 from tests.outputs.studio_files import (
     ADOBE_RGB,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bshmd.pipeline.atomic import (
+from bshmd.fs.atomic import (
     TMP_SUFFIX,
     UnknownGroupError,
     UnsafePathError,

@@ -22,10 +22,10 @@ import pytest
 from PIL import Image
 
 from bshmd.config import FolderConfig
+from bshmd.decode.image import decode_image
 from bshmd.errors import InputRejected
-from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.gate import check_input
-from bshmd.pipeline.quarantine import quarantine_input
+from bshmd.quarantine.store import quarantine_input
 from tests.testdata import PORTRAIT
 
 MAX_PIXELS = 50_000_000
@@ -266,7 +266,7 @@ _UNREADABLE_SCRIPT = """
 import os, sys
 from pathlib import Path
 from bshmd.errors import InputRejected
-from bshmd.pipeline.decode import decode_image
+from bshmd.decode.image import decode_image
 import PIL.Image, PIL.PngImagePlugin, PIL.JpegImagePlugin, numpy  # before dropping privileges
 if os.geteuid() == 0:
     os.setgid(65534); os.setuid(65534)   # root reads anything: become 'nobody' to meet chmod 000

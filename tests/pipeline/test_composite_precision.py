@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from bshmd.config import OutputsConfig
-from bshmd.pipeline.outputs import composite, cutout_pixels
+from bshmd.outputs.render import composite, cutout_pixels
 
 
 def float_composite(rgb: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bshmd.decode.image import ImageInfo, decode_image, probe_image, sniff_format
 from bshmd.errors import InputRejected
-from bshmd.pipeline.decode import ImageInfo, decode_image, probe_image, sniff_format
 
 
 def test_real_photos_decode_to_rgb(shared_testdata: Path) -> None:
@@ -65,7 +65,7 @@ def test_sniff_format(head: bytes, kind: str | None) -> None:
 
 
 def test_heic_without_pillow_heif_is_unsupported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bshmd.pipeline.decode as decode_module
+    import bshmd.decode.image as decode_module
 
     monkeypatch.setattr(decode_module, "_register_heif", lambda: False)  # as if it were not installed
     path = tmp_path / "a.heic"

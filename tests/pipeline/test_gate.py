@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bshmd.config import GateConfig
+from bshmd.decode.image import decode_image
 from bshmd.errors import InputRejected
-from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.gate import check_input, check_matte, measure_matte
 from bshmd.testing.segmentation import selfie_matte
 from tests.testdata import PHOTOS, SELFIE_MODEL

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from bshmd.config import OutputsConfig
-from bshmd.pipeline.atomic import UnsafePathError
-from bshmd.pipeline.outputs import feather, output_paths, render_outputs, write_outputs
+from bshmd.fs.atomic import UnsafePathError
+from bshmd.outputs.render import feather, output_paths, render_outputs, write_outputs
 
 ALL = ("cutout", "alpha", "composite", "webp")
 

@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 
 from bshmd.config import Config, parse_config
+from bshmd.decode.image import decode_image
 from bshmd.engine import MattingEngine
 from bshmd.ledger.outcome import Outcome
 from bshmd.metrics import Metrics
 from bshmd.outputs.edges import estimate_foreground
-from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
 from bshmd.testing.images import synthetic_portrait

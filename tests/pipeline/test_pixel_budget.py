@@ -13,8 +13,8 @@ from PIL import Image
 
 from bshmd.config import parse_config
 from bshmd.cpus import usable_cpus
+from bshmd.decode.image import decode_image
 from bshmd.pipeline.budget import HeapTrim, PixelBudget, image_megapixels
-from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
 from bshmd.testing.images import synthetic_portrait

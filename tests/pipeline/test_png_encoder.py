@@ -119,7 +119,7 @@ def test_adler32_combine_matches_zlib() -> None:
 
 @pytest.mark.parametrize("clear", [True, False])
 def test_a_cutout_made_strip_by_strip_is_the_same_file(cutout: np.ndarray, clear: bool) -> None:
-    from bshmd.pipeline.outputs import CutoutStrips, cutout_pixels
+    from bshmd.outputs.render import CutoutStrips, cutout_pixels
 
     rgb, alpha = np.ascontiguousarray(cutout[:, :, :3]), np.ascontiguousarray(cutout[:, :, 3])
     whole = encode_png(cutout_pixels(rgb, alpha, clear), level=2)
@@ -128,7 +128,7 @@ def test_a_cutout_made_strip_by_strip_is_the_same_file(cutout: np.ndarray, clear
 
 def test_only_large_images_are_deflated_on_several_threads() -> None:
     from bshmd.cpus import usable_cpus
-    from bshmd.pipeline.outputs import PARALLEL_PNG_BYTES, png_threads
+    from bshmd.outputs.render import PARALLEL_PNG_BYTES, png_threads
 
     assert png_threads(640 * 480 * 4) == 1  # a thread start costs more than it saves here
     assert png_threads(PARALLEL_PNG_BYTES) == usable_cpus()

@@ -16,8 +16,8 @@ from PIL import Image
 from bshmd.cli import main
 from bshmd.config import Config, FolderConfig, GateConfig
 from bshmd.errors import InputRejected
-from bshmd.pipeline import quarantine as q
 from bshmd.pipeline.gate import check_matte
+from bshmd.quarantine import store as q
 from bshmd.records import FileKey
 from tests.ingest.helpers import folder_claims
 

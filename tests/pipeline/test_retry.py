@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from bshmd.config import Config, parse_config
+from bshmd.decode.image import decode_image
 from bshmd.ingest import Ingestor
-from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.pipeline.retry import RetryBackoff
 from bshmd.records import FileKey, Job

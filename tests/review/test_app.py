@@ -307,7 +307,7 @@ def test_folder_filter_with_two_hot_folders(tree: Tree, tmp_path: Path) -> None:
 
     from bshmd.config import parse_config
     from bshmd.errors import InputRejected
-    from bshmd.pipeline.quarantine import quarantine_input
+    from bshmd.quarantine.store import quarantine_input
 
     second = {name: tmp_path / f"studio-b-{name}" for name in ("in", "out", "quarantine")}
     for path in second.values():

@@ -19,7 +19,7 @@ from PIL import Image
 
 from bshmd.errors import InputRejected
 from bshmd.pipeline.gate import check_matte
-from bshmd.pipeline.quarantine import quarantine_input
+from bshmd.quarantine.store import quarantine_input
 
 from .conftest import CHROMIUM, Served, Tree, soft_edge_gate
 from .test_browser import until
@@ -187,7 +187,7 @@ def test_new_entries_and_actions_elsewhere_appear_without_reload(open_page, tree
         from pathlib import Path, PurePosixPath
         from bshmd.config import parse_config
         from bshmd.errors import InputRejected
-        from bshmd.pipeline.quarantine import quarantine_input
+        from bshmd.quarantine.store import quarantine_input
         config = parse_config({{"folders": [{{"input": {str(tree.input)!r}, "output": {str(tree.output)!r},
                                             "quarantine": {str(tree.quarantine)!r}}}]}}, base_dir=Path("/"))
         source = Path({str(tree.input)!r}) / "party" / "late.jpg"
@@ -208,7 +208,7 @@ def test_new_entries_and_actions_elsewhere_appear_without_reload(open_page, tree
                     strict=True))
     assert left == {"party": "1", "shoot": "5"} and page.locator("#left-total").inner_text() == "6"
     # An action taken elsewhere (here: the quarantine module, as the CLI calls it) shows too.
-    from bshmd.pipeline import quarantine
+    from bshmd.quarantine import store as quarantine
 
     quarantine.reject(quarantine.find_entry(tree.config.folders, tree.quarantine / "shoot" / "rocket.jpg"), by="cli")
     until(page, lambda: "rocket.jpg" not in names(page), "the rejected entry to leave the open page", timeout=3.0)
@@ -264,7 +264,7 @@ def test_acting_in_the_viewer_shows_the_next_photo(open_page, tree: Tree) -> Non
 
 
 def test_the_viewer_asks_for_the_next_photo_ahead(open_page, served: Served, tree: Tree) -> None:  # noqa: ANN001
-    from bshmd.pipeline import quarantine
+    from bshmd.quarantine import store as quarantine
 
     rocket = quarantine.find_entry(tree.config.folders, tree.quarantine / "shoot" / "rocket.jpg")
     tiles = served.app.tiles.tile_dir(rocket, served.app.thumbnails.key(rocket))

@@ -15,7 +15,7 @@ from bshmd.errors import InputRejected
 from bshmd.ledger import open_ledger
 from bshmd.ledger.share import ensure_marker
 from bshmd.ledger.store import Taken
-from bshmd.pipeline.quarantine import quarantine_input
+from bshmd.quarantine.store import quarantine_input
 from bshmd.records import FileKey
 from bshmd.review.tiles import TILE
 

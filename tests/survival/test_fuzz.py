@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bshmd.config import parse_config
+from bshmd.decode.image import decode_image
 from bshmd.errors import InputRejected
-from bshmd.pipeline.decode import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
 from tests.survival.harness import image_bytes

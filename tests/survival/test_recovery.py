@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from bshmd.config import parse_config
-from bshmd.pipeline.outputs import output_paths, write_outputs
+from bshmd.outputs.render import output_paths, write_outputs
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
 from tests.ingest.helpers import folder_claims
@@ -126,7 +126,7 @@ def test_fresh_results_carry_the_input_mtime(tmp_path: Path, engine: Any) -> Non
 
 def _quarantined_once(tmp_path: Path) -> tuple[Any, Path, Path]:
     from bshmd.errors import InputRejected
-    from bshmd.pipeline.quarantine import quarantine_input
+    from bshmd.quarantine.store import quarantine_input
 
     config, folder, source, key = _setup(tmp_path)
     source.write_bytes(b"not a photograph" * 4)
@@ -141,7 +141,7 @@ def _entries(folder: Any) -> list[str]:
 
 def test_a_crash_before_the_quarantine_move_leaves_one_entry(tmp_path: Path) -> None:
     from bshmd.errors import InputRejected
-    from bshmd.pipeline.quarantine import quarantine_input
+    from bshmd.quarantine.store import quarantine_input
 
     folder, source, where = _quarantined_once(tmp_path)
     os.rename(where, source)  # as if killed after the reason file was written, before the move
@@ -153,7 +153,7 @@ def test_a_crash_before_the_quarantine_move_leaves_one_entry(tmp_path: Path) -> 
 
 def test_a_crash_between_link_and_unlink_is_finished_by_the_next_attempt(tmp_path: Path) -> None:
     from bshmd.errors import InputRejected
-    from bshmd.pipeline.quarantine import quarantine_input
+    from bshmd.quarantine.store import quarantine_input
 
     folder, source, where = _quarantined_once(tmp_path)
     os.link(where, source)  # as if killed after linking the input into place, before unlinking it
@@ -165,7 +165,7 @@ def test_a_crash_between_link_and_unlink_is_finished_by_the_next_attempt(tmp_pat
 
 def test_a_new_version_of_a_quarantined_name_gets_its_own_entry(tmp_path: Path) -> None:
     from bshmd.errors import InputRejected
-    from bshmd.pipeline.quarantine import quarantine_input
+    from bshmd.quarantine.store import quarantine_input
 
     folder, source, where = _quarantined_once(tmp_path)
     source.write_bytes(b"another bad export" * 4)

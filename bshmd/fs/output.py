@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bshmd.ingest.mounts import is_mount_point
+from bshmd.fs.mounts import is_mount_point
 
 
 class OutputMount:

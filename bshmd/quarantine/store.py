@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from bshmd import __version__
 from bshmd.decode.sidecar import sidecar_of
 from bshmd.errors import InputRejected
-from bshmd.pipeline.atomic import atomic_write, ensure_root, free_name, numbered_name, open_parent, safe_move
+from bshmd.fs.atomic import atomic_write, ensure_root, free_name, numbered_name, open_parent, safe_move
 from bshmd.pipeline.sidecars import move_with_sidecar
 from bshmd.records import FileKey
 
@@ -469,9 +469,9 @@ def accept(entry: QuarantineEntry, config: Config, *, by: str = "cli") -> list[P
     import numpy as np
     from PIL import Image
 
+    from bshmd.decode.image import decode_photo
     from bshmd.outputs.colour import to_srgb
-    from bshmd.pipeline.decode import decode_photo
-    from bshmd.pipeline.outputs import output_paths, render_outputs, write_outputs
+    from bshmd.outputs.render import output_paths, render_outputs, write_outputs
 
     folder = next((f for f in config.folders if f.quarantine == entry.folder.quarantine), entry.folder)
     matte_file = entry.sidecar("matte")

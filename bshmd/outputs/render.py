@@ -33,10 +33,10 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from bshmd.errors import ClaimLost
+from bshmd.fs.atomic import atomic_write
 from bshmd.outputs.edges import clean_edges
 from bshmd.outputs.jpeg import BackgroundPixels, encode_jpeg
 from bshmd.outputs.layout import apply_layout
-from bshmd.pipeline.atomic import atomic_write
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,7 +102,7 @@ def load_background(path: Path) -> np.ndarray:
 
 @functools.lru_cache(maxsize=4)
 def _load_background(path: str, size: int, mtime_ns: int) -> np.ndarray:
-    from bshmd.pipeline.decode import decode_image
+    from bshmd.decode.image import decode_image
 
     image = decode_image(Path(path), max_pixels=200_000_000, max_file_bytes=1 << 30)
     image.setflags(write=False)  # shared between calls

@@ -96,7 +96,13 @@ _bomb_saved: int | None = None
 
 
 @contextlib.contextmanager
-def _own_pixel_limit() -> Iterator[None]:
+def own_pixel_limit() -> Iterator[None]:
+    """Pillow's own pixel limit off while the block runs: the caller checks the configured one.
+
+    Every opener of a picture whose size bshmd has checked itself (the decoder, review's
+    thumbnails and tiles) goes through this one switch, so the process-wide setting is
+    restored only when the last of them finishes.
+    """
     from PIL import Image
 
     global _bomb_users, _bomb_saved
@@ -271,7 +277,7 @@ def probe_image(path: Path) -> ImageInfo:
     if sniff_format(_head(path)) == "HEIF":
         _register_heif()
     try:
-        with _own_pixel_limit(), Image.open(path) as img:
+        with own_pixel_limit(), Image.open(path) as img:
             return ImageInfo(img.width, img.height, img.format or "?", img.mode)
     except UnidentifiedImageError as exc:
         raise InputRejected("not_an_image", f"{path.name}: not an image Pillow can identify") from exc
@@ -318,7 +324,7 @@ def decode_photo(path: Path, *, max_pixels: int, max_file_bytes: int, keep_16bit
         raise InputRejected("truncated", f"{name}: the JPEG data ends without its end-of-image marker",
                             measured)
 
-    with _own_pixel_limit():
+    with own_pixel_limit():
         try:
             with collect_warnings() as opening:
                 img = Image.open(io.BytesIO(data))
