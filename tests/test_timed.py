@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import threading
 
-from bshmd.pipeline.timed import TimedRunner
+from bshmd.timed import TimedRunner
 
 
 def _own_nice() -> int:
