@@ -22,7 +22,7 @@ def test_the_package_metadata_reads_the_one_version() -> None:
     # Read as text: tomllib only comes with Python 3.11, and bshmd runs on 3.10 too.
     text = (REPO / "pyproject.toml").read_text()
     assert re.search(r'^dynamic = \["version"\]$', text, flags=re.MULTILINE)
-    assert not re.search(r"^version = ", text, flags=re.MULTILINE)
+    assert not re.search(r'^version = "', text, flags=re.MULTILINE)  # no second, literal version
     assert 'version = { attr = "bshmd.__version__" }' in text
 
 
