@@ -19,6 +19,7 @@ from daemonproc import REPO, DaemonProcess, free_port
 from PIL import Image
 
 from bshmd import __version__
+from bshmd.config import load_config
 from bshmd.errors import EXIT_MODEL, EXIT_USAGE
 from bshmd.ledger.statedir import SYSTEM_STATE_DIR
 from bshmd.testing.images import synthetic_portrait
@@ -40,6 +41,18 @@ def test_make_run_without_config_uses_the_quickstart() -> None:
                          env={k: v for k, v in os.environ.items() if k != "CONFIG"})
     assert dry.returncode == 0, dry.stderr
     assert "bin/bshmd run -c etc/quickstart.yaml" in dry.stdout
+
+
+def test_every_path_the_quickstart_writes_is_under_hot_in_the_clone() -> None:
+    config = load_config(QUICKSTART)
+    hot = REPO / "hot"
+    paths = {"state_dir": config.state_dir, "model.cache_dir": config.model.cache_dir}
+    for folder in config.folders:
+        paths.update({"input": folder.input, "output": folder.output, "quarantine": folder.quarantine,
+                      "rejected": folder.rejected_dir, "review caches": folder.state_dir})
+    outside = {key: path for key, path in paths.items() if path is None or hot not in path.parents}
+    assert not outside, f"written outside ./hot: {outside}"
+    assert config.on_success == "keep"  # no done folder beside the input either
 
 
 def listing(root: Path) -> list[str]:
