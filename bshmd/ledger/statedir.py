@@ -44,7 +44,8 @@ def default_state_dir(environ: Mapping[str, str] | None = None, *, euid: int | N
         return Path(env[SYSTEMD_STATE_ENV].split(":")[0])
     if uid == 0:
         return system_dir
-    if (system_dir / LEDGER_FILE).is_file() and os.access(system_dir, os.W_OK | os.X_OK):
+    # os.path, not Path: False, not PermissionError, for root's 0750 folder left by a run as root.
+    if os.path.isfile(system_dir / LEDGER_FILE) and os.access(system_dir, os.W_OK | os.X_OK):
         return system_dir
     xdg = env.get("XDG_STATE_HOME", "")
     if os.path.isabs(xdg):  # the XDG spec: a relative value is invalid and ignored

@@ -83,7 +83,7 @@ def as_account(argv: list[str], account: Account, *, cwd: Path, env: dict[str, s
     by_closure: dict[Path, list[Path]] = {}
     for path in needed:
         closure = closed_at(path, account)
-        if closure == path:
+        if closure == path or not may_enter(path, account):  # binding keeps a folder's own mode
             raise AssertionError(f"{path} itself is closed to {account.name} (mode "
                                  f"{stat.S_IMODE(path.stat().st_mode):04o}); the command cannot read it")
         if closure is not None:

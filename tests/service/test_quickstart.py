@@ -246,3 +246,21 @@ def test_an_account_without_a_usable_state_folder_stops_with_one_sentence(
     assert doctor.returncode == 1, doctor.stdout + doctor.stderr
     assert re.search(rf"^FAIL  state folder {re.escape(str(folder))} +{re.escape(sentence)}  → fix: set state_dir",
                      doctor.stdout, flags=re.MULTILINE), doctor.stdout
+
+
+@pytest.mark.slow
+def test_an_account_beside_roots_system_folder_gets_its_own(tmp_path: Path, account: Account, stage: Path) -> None:
+    # What a quick start run as root used to leave behind: /var/lib/bshmd, 0750, with a ledger.
+    home = tmp_path / "home"
+    home.mkdir()
+    clone = clone_for(account, tmp_path / "clone")
+    give(account, clone, home)
+    system = home / "var-lib-bshmd"  # on a way open to the account, itself closed to it
+    system.mkdir(mode=0o750)
+    (system / "ledger.db").write_bytes(b"")
+    code = f"from pathlib import Path; from bshmd.ledger.statedir import default_state_dir as d; print(d(system_dir=Path({str(system)!r})))"
+    argv = as_account([sys.executable, "-c", code], account, cwd=clone, env=login_env(account, home, clone),
+                      reach=[clone, home], stage=stage)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{home / '.local' / 'state' / 'bshmd'}\n"
