@@ -15,21 +15,26 @@ until the folder's mtime changes: adding, removing or renaming a name changes it
 listing is exact. Two cases make an mtime unreliable and are not kept: a listing taken while
 the folder's mtime is under ``RACY_SECONDS`` old (a name added later in the same clock tick,
 or within a file system's 2 s granularity, leaves the mtime as it was), and one that failed.
-On NFS the folder's attributes come from the client's attribute cache (``actimeo``); a
-fresh listing is revalidated through the same cached attributes, so a sidecar that arrived
-within that window is missed by both alike.
+A network or FUSE client answers ``stat`` from its attribute cache (NFS ``actimeo``), so
+the folder's mtime may lag a name another host just added, while opening the folder to list
+it revalidates (NFS close-to-open). A kept listing of such a folder is therefore also listed
+again once it is older than the mount's attribute-cache time (bshmd.fs.mounts): a sidecar
+that arrives may go unseen for up to that long (3 s on NFS by default), where a listing per
+photo saw it at once; the same window bshmd already waits out before a file counts as settled.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bshmd.decode.names import IMAGE_LOOKING_EXTENSIONS, extension_of
+from bshmd.fs.mounts import attribute_cache_for
 
 SIDECAR_EXTENSION = ".xmp"
 MAX_SIDECAR_BYTES = 16 * 1024 * 1024  # XMP packets are kilobytes; refuse to read a stray huge file
@@ -42,6 +47,7 @@ class _Listing:
     """The regular files of one folder, looked up by lower-case name and by lower-case stem."""
 
     stamp: tuple[int, int, int]  # st_dev, st_ino, st_mtime_ns of the folder when listed
+    expires: float = math.inf  # time.monotonic() after which it is listed again (network mounts)
     by_lower: dict[str, str] = field(default_factory=dict)
     pictures_by_stem: dict[str, list[str]] = field(default_factory=dict)
 
@@ -83,7 +89,7 @@ def _listing_beside(photo: Path) -> _Listing:
         return _EMPTY
     with _kept_lock:
         kept = _kept.get(folder)
-        if kept is not None and kept.stamp == stamp:
+        if kept is not None and kept.stamp == stamp and time.monotonic() < kept.expires:
             _kept.move_to_end(folder)
             return kept
     names = _list(folder)
@@ -91,6 +97,9 @@ def _listing_beside(photo: Path) -> _Listing:
         return _EMPTY
     listing = _Listing.of(stamp, names)
     if time.time() - stamp[2] / 1e9 >= RACY_SECONDS and _stamp(folder) == stamp:
+        cached, _ = attribute_cache_for(Path(folder))
+        if cached > 0:
+            listing = replace(listing, expires=time.monotonic() + cached)
         with _kept_lock:
             _kept[folder] = listing
             _kept.move_to_end(folder)

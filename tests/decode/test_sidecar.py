@@ -11,6 +11,7 @@ import pytest
 
 from bshmd.decode import sidecar
 from bshmd.decode.names import IMAGE_LOOKING_EXTENSIONS, extension_of
+from tests.waiting import wait_until
 
 NAMES = [
     "IMG_1.CR2", "IMG_1.JPG", "IMG_1.xmp",          # a stem sidecar shared by a RAW and its JPEG
@@ -148,3 +149,16 @@ def test_a_folder_replaced_by_another_is_listed_again(tmp_path: Path, listings: 
     os.utime(folder, ns=(stamp, stamp))  # same mtime, another inode
     assert sidecar.sidecar_of(folder / "IMG_2.CR2") is None
     assert len(listings) == 2
+
+
+def test_a_network_folder_is_listed_again_after_its_attribute_cache_time(
+        tmp_path: Path, listings: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # stat may show an NFS folder's mtime from the attribute cache while another host adds a
+    # name: a kept listing lives no longer than that cache.
+    monkeypatch.setattr(sidecar, "attribute_cache_for", lambda path: (0.2, "nfs actimeo"))
+    folder = _folder(tmp_path)
+    _settled(folder)
+    assert sidecar.sidecar_of(folder / "IMG_7.png") is None
+    assert sidecar.sidecar_of(folder / "IMG_7.png") is None
+    assert listings == [str(folder)]
+    assert wait_until(lambda: sidecar.sidecar_of(folder / "IMG_7.png") is None and len(listings) == 2, timeout=10)
