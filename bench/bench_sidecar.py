@@ -65,16 +65,28 @@ def main() -> None:
     from bshmd.decode import sidecar
 
     print(f"bshmd from {Path(sidecar.__file__).resolve()}; load {os.getloadavg()[0]:.2f}")
+    listings = [0]
+    if hasattr(sidecar, "_list"):  # count the folder listings where the module has one place for them
+        real = sidecar._list
+
+        def counting(folder: str) -> list[str] | None:
+            listings[0] += 1
+            return real(folder)
+
+        sidecar._list = counting
     for files in args.files:
         with tempfile.TemporaryDirectory(prefix="bench-sidecar-") as tmp:
             photos = make_backlog(Path(tmp), files)
             sample = random.Random(files).sample(photos, min(args.sample, files))
+            listings[0] = 0
             costs = per_photo_ms(sidecar, sample, remove=args.remove)
             # The first lookup lists the folder; over the whole backlog it is paid once.
             backlog = statistics.fmean(costs[1:] or costs) + costs[0] / files
             print(f"{files:>7} photos: {backlog:8.3f} ms/photo over the backlog, "
                   f"median {statistics.median(costs):.3f}, first {costs[0]:.1f} "
-                  f"({len(sample)} looked up{', each removed after' if args.remove else ''})")
+                  f"p99 {statistics.quantiles(costs, n=100)[98]:.3f} "
+                  f"({len(sample)} looked up{', each removed after' if args.remove else ''}"
+                  f"{f', {listings[0]} listings' if hasattr(sidecar, '_list') else ''})")
 
 
 if __name__ == "__main__":

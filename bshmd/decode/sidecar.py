@@ -29,7 +29,7 @@ import math
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -44,21 +44,37 @@ MAX_KEPT_FOLDERS = 64  # a listing of 100,000 names is some 20 MB
 
 @dataclass(frozen=True)
 class _Listing:
-    """The regular files of one folder, looked up by lower-case name and by lower-case stem."""
+    """The regular files of one folder, looked up by lower-case name."""
 
     stamp: tuple[int, int, int]  # st_dev, st_ino, st_mtime_ns of the folder when listed
     expires: float = math.inf  # time.monotonic() after which it is listed again (network mounts)
     by_lower: dict[str, str] = field(default_factory=dict)
-    pictures_by_stem: dict[str, list[str]] = field(default_factory=dict)
+    case_twins: frozenset[str] = frozenset()  # lower-case names that more than one name has
 
     @classmethod
     def of(cls, stamp: tuple[int, int, int], names: list[str]) -> _Listing:
-        listing = cls(stamp)
-        for name in sorted(names):  # sorted: of two names equal but for case, the later wins
-            listing.by_lower[name.lower()] = name
-            if extension_of(name) in IMAGE_LOOKING_EXTENSIONS:
-                listing.pictures_by_stem.setdefault(os.path.splitext(name)[0].lower(), []).append(name)
-        return listing
+        ordered = sorted(names)  # sorted: of two names equal but for case, the later wins
+        by_lower = {name.lower(): name for name in ordered}
+        twins: frozenset[str] = frozenset()
+        if len(by_lower) != len(ordered):
+            counts = Counter(name.lower() for name in ordered)
+            twins = frozenset(lower for lower, count in counts.items() if count > 1)
+        return cls(stamp, by_lower=by_lower, case_twins=twins)
+
+    def other_picture_of_stem(self, photo: str) -> bool:
+        """Whether a picture other than ``photo`` has its stem (``IMG_1.CR2`` beside ``IMG_1.JPG``).
+
+        Asked by name, one per picture extension, so the answer costs no walk of the folder."""
+        stem = os.path.splitext(photo)[0].lower()
+        # A name of that stem is the stem and an extension, or the stem alone where splitext
+        # finds none but the name still has one (``..png``: leading dots are no separator).
+        for lower in (stem, *(f"{stem}.{extension}" for extension in IMAGE_LOOKING_EXTENSIONS)):
+            name = self.by_lower.get(lower)
+            if (name is not None and (name != photo or lower in self.case_twins)
+                    and os.path.splitext(name)[0].lower() == stem
+                    and extension_of(name) in IMAGE_LOOKING_EXTENSIONS):
+                return True
+        return False
 
 
 _EMPTY = _Listing((0, 0, 0))
@@ -111,7 +127,11 @@ def _listing_beside(photo: Path) -> _Listing:
 def find_sidecar(photo: Path) -> Path | None:
     """The XMP sidecar of ``photo``, full-name form first, then stem form; None if it has none."""
     photo = Path(photo)
-    names = _listing_beside(photo).by_lower
+    return _find(photo, _listing_beside(photo))
+
+
+def _find(photo: Path, listing: _Listing) -> Path | None:
+    names = listing.by_lower
     full = names.get(photo.name.lower() + SIDECAR_EXTENSION)
     if full is not None:
         return photo.with_name(full)
@@ -122,13 +142,12 @@ def find_sidecar(photo: Path) -> Path | None:
 def sidecar_of(photo: Path) -> Path | None:
     """The sidecar that belongs to ``photo`` alone, so it moves with it (see the module docstring)."""
     photo = Path(photo)
-    sidecar = find_sidecar(photo)
+    listing = _listing_beside(photo)
+    sidecar = _find(photo, listing)
     if sidecar is None or sidecar.name.lower() == photo.name.lower() + SIDECAR_EXTENSION:
         return sidecar
-    stem = os.path.splitext(photo.name)[0].lower()
-    for name in _listing_beside(photo).pictures_by_stem.get(stem, ()):
-        if name != photo.name:
-            return None  # shared with another photo of the shot: it stays with that one
+    if listing.other_picture_of_stem(photo.name):
+        return None  # shared with another photo of the shot: it stays with that one
     return sidecar
 
 

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bshmd.decode import sidecar
 from bshmd.decode.names import IMAGE_LOOKING_EXTENSIONS, extension_of
@@ -23,6 +25,10 @@ NAMES = [
     "IMG_7.png",                                    # no sidecar
     "IMG_8.tif", "IMG_8.TIF.Xmp",
     ".hidden.jpg", ".hidden.jpg.xmp", "noext", "noext.xmp",
+    "IMG_9.JPG", "IMG_9.jpg", "IMG_9.xmp",          # two photos equal but for case share it
+    "IMG_10.jpeg", "IMG_10.xmp", "IMG_10.jpeg.bak",  # a backup is no picture
+    "A.B.jpg", "A.B.png", "A.xmp", "A.B.xmp",       # stems with dots
+    "..png", "..png.jpg", "..png.xmp",
 ]
 
 
@@ -162,3 +168,21 @@ def test_a_network_folder_is_listed_again_after_its_attribute_cache_time(
     assert sidecar.sidecar_of(folder / "IMG_7.png") is None
     assert listings == [str(folder)]
     assert wait_until(lambda: sidecar.sidecar_of(folder / "IMG_7.png") is None and len(listings) == 2, timeout=10)
+
+
+_PART = st.sampled_from(["IMG_1", "img_1", "A.B", ".", "..png", "x", ".hidden"])
+_EXT = st.sampled_from(["", ".jpg", ".JPG", ".cr2", ".xmp", ".XMP", ".png", ".txt", ".jpg.xmp", ".CR2.Xmp"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.sets(st.builds(lambda part, ext: part + ext, _PART, _EXT), min_size=1, max_size=12))
+def test_any_folder_gets_the_answers_of_a_listing_per_photo(tmp_path_factory: pytest.TempPathFactory,
+                                                             names: set[str]) -> None:
+    folder = tmp_path_factory.mktemp("any")
+    for name in names:
+        if name not in (".", ".."):
+            (folder / name).write_bytes(b"")
+    _settled(folder)
+    for photo in sorted(folder.iterdir()):
+        assert sidecar.find_sidecar(photo) == _old_find(photo), photo.name
+        assert sidecar.sidecar_of(photo) == _old_sidecar_of(photo), photo.name
