@@ -33,9 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bshmd.ledger.backend import PostgresBackend  # noqa: E402
+from bshmd.ledger.keys import FileKey  # noqa: E402
 from bshmd.ledger.outcome import Outcome  # noqa: E402
 from bshmd.ledger.store import Ledger  # noqa: E402
-from bshmd.records import FileKey  # noqa: E402
 
 LEASE_SECONDS = 60.0  # claims.lease_seconds' default
 

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from bshmd.cli import main
 from bshmd.ledger import open_ledger
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import Outcome
 from bshmd.ledger.share import ensure_marker
-from bshmd.records import FileKey
 from tests.deploy.render import OVERLAYS, one
 from tests.deploy.test_manifests import _worker_config
 
