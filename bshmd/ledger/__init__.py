@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bshmd.config.redact import redact_url
 from bshmd.errors import ClaimLost, LedgerUnavailable, ShareOwnedElsewhere
-from bshmd.ledger.backend import redact_url
 from bshmd.ledger.outcome import Outcome
 
 if TYPE_CHECKING:
