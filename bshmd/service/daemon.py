@@ -9,7 +9,7 @@
   ``shutdown_timeout``, release the claims of everything else, exit 0. A second signal exits
   at once with 130; results are written atomically, so nothing half-written is left.
 - SIGHUP reloads the configuration file: folders and thresholds change in place, the model
-  and queued work stay.
+  and queued work stay (reload.py decides what applies now and what waits for a restart).
 """
 
 from __future__ import annotations
