@@ -5,8 +5,9 @@ what is done, shared by every instance that watches the same folders.
 - PostgreSQL (``ledger.url`` or ``$BSHMD_LEDGER_URL``): for instances on several hosts.
 
 Public API: ``open_ledger`` (a ``Ledger`` for a configuration), ``Claims``/``FolderClaims``
-(the claims of this process), ``Outcome``; see store.py for the claim protocol and share.py
-for the share marker that keeps two ledgers off one output folder.
+(the claims of this process), ``Outcome``; see store.py for the claim protocol (admin.py:
+listings and operator commands; leases.py: role leases), share.py for the share marker that
+keeps two ledgers off one output folder, and local.py for where the SQLite ledger may live.
 """
 
 from __future__ import annotations
