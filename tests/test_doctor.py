@@ -291,3 +291,11 @@ def test_the_doctor_says_how_the_ingestor_will_watch_a_forced_mode(tmp_path: Pat
     checks = checks_for(config)
     assert "watched by poll (watch: poll)" in finding(checks, "OK", "input").detail
     assert finding(checks, "OK", "inotify").detail.startswith("no folder is watched by events")
+
+
+def test_the_instance_id_is_the_one_the_daemon_will_use(tmp_path: Path, graph: Path) -> None:
+    config = write_setup(tmp_path, graph)
+    assert "gpu2 ($BSHMD_INSTANCE_ID)" in finding(checks_for(config, environ={"BSHMD_INSTANCE_ID": "gpu2"}),
+                                                 "OK", "instance id").detail
+    bad = checks_for(config, environ={"BSHMD_INSTANCE_ID": "two words"})
+    assert "$BSHMD_INSTANCE_ID = 'two words'" in finding(bad, "FAIL", "instance id").detail

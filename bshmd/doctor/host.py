@@ -13,8 +13,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bshmd.config import Config
+from bshmd.config import INSTANCE_ENV, Config, instance_id
 from bshmd.doctor.check import Check
+from bshmd.errors import ConfigError
 from bshmd.fs.mounts import Mount, existing_ancestor, mode_for
 
 # A wall clock before this is certainly wrong (no RTC, no NTP yet): leases and mtimes would lie.
@@ -128,3 +129,17 @@ def _ntp_synchronised() -> bool | None:
         return None
     value = out.stdout.strip()
     return {"yes": True, "no": False}.get(value) if out.returncode == 0 else None
+
+
+def instance_check(config: Config, environ: dict[str, str]) -> Check:
+    """The id the daemon and every command will use (bshmd.config.instance), and where it comes from."""
+    try:
+        found = instance_id(config.instance_id, environ)
+    except ConfigError as exc:
+        return Check("FAIL", "instance id", str(exc), f"correct ${INSTANCE_ENV} or set instance_id in the file")
+    if config.instance_id:
+        return Check("OK", "instance id", f"{found} (instance_id)")
+    if environ.get(INSTANCE_ENV):
+        return Check("OK", "instance id", f"{found} (${INSTANCE_ENV})")
+    return Check("OK", "instance id", f"{found} (host-pid: set instance_id or ${INSTANCE_ENV} where "
+                                      "several instances share folders and should keep their claims over a restart)")

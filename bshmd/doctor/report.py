@@ -12,7 +12,7 @@ from pathlib import Path
 from bshmd.config import load_config
 from bshmd.doctor.check import Check, Host
 from bshmd.doctor.folders import ServiceUser, folder_checks, local_state_checks, space_checks
-from bshmd.doctor.host import clock_check, http_check, inotify_checks, systemd_check
+from bshmd.doctor.host import clock_check, http_check, inotify_checks, instance_check, systemd_check
 from bshmd.doctor.model import model_checks, tensorflow_checks
 from bshmd.errors import BshmdError
 
@@ -40,6 +40,7 @@ def run_checks(config_file: Path, host: Host | None = None, *, tensorflow: bool 
     checks += space_checks(config)
     checks += local_state_checks(config, mounts, host.environ)
     checks += inotify_checks(config, mounts, host.inotify_watches)
+    checks.append(instance_check(config, host.environ))
     checks.append(systemd_check(config, host.environ))
     checks.append(http_check(config))
     checks.append(clock_check())
