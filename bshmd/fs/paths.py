@@ -2,8 +2,11 @@
 
 Both paths are resolved first (``os.path.realpath``: every symlink followed, ``..`` applied),
 so a link that leads out of a root counts as outside it, and a folder reached through a link
-counts where it really is. Only a caller that must not touch the disk (a stat on a dead
-network mount can hang) asks for the lexical comparison with ``follow_links=False``.
+counts where it really is (the rule the review page's ids always had; the input scan's was
+the same on paths it had resolved itself). A caller that must not touch the disk, because a
+stat on a share whose server is down can hang, asks for the comparison of the paths as
+written with ``follow_links=False``: the configuration's folder checks, which run at start and
+on SIGHUP, and the health check that skips unavailable folders.
 """
 
 from __future__ import annotations
