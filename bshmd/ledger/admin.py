@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bshmd.ledger.backend import Backend, Tx
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import Outcome
 from bshmd.ledger.rows import CLAIMED, JOB_COLUMNS, JobRow, encode, job_row
-from bshmd.records import FileKey
 
 
 class LedgerAdmin:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from bshmd.records import FileKey
+from bshmd.ledger.keys import FileKey
 
 CLAIMED = "claimed"
 DONE = "done"

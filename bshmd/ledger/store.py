@@ -31,11 +31,11 @@ from collections.abc import Iterable, Sequence
 
 from bshmd.ledger.admin import LedgerAdmin
 from bshmd.ledger.backend import Backend, Tx
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.leases import NamedLeases
 from bshmd.ledger.outcome import RELEASED, Outcome
 from bshmd.ledger.rows import BATCH, CLAIMED, DONE, JobRow, Taken, Verdict, decode, encode
 from bshmd.ledger.schema import migrate
-from bshmd.records import FileKey
 
 __all__ = ["CLAIMED", "DONE", "JobRow", "Ledger", "Taken", "Verdict", "decode", "encode"]
 
