@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -8,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bshmd.config import Config, config_path_from, load_config
+from bshmd.config import INSTANCE_ENV, Config, config_path_from, dump_effective, load_config
 from bshmd.errors import EXIT_USAGE, ConfigError
+from bshmd.fs.paths import is_within
 
 GOOD = """
 model:
@@ -174,3 +177,66 @@ def test_missing_config_option_is_usage_error() -> None:
                             env=env, timeout=60)
     assert result.returncode == EXIT_USAGE
     assert "BSHMD_CONFIG" in result.stderr
+
+
+def test_the_lease_is_the_ledgers(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = load_config(write(tmp_path, GOOD + "ledger:\n  lease_seconds: 12\n"))
+    assert config.ledger.lease_seconds == 12.0
+    assert load_config(write(tmp_path, GOOD)).ledger.lease_seconds == 60.0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not hasattr(config, "claims")  # readers of the old section fail loudly
+
+
+def test_the_old_lease_key_still_loads_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = write(tmp_path, GOOD + "ledger:\n  retry_seconds: 5\nclaims:\n  lease_seconds: 7\n")
+    with caplog.at_level(logging.WARNING, logger="bshmd.config"):
+        config = load_config(path)
+    assert (config.ledger.lease_seconds, config.ledger.retry_seconds) == (7.0, 5.0)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert "claims.lease_seconds" in warnings[0].getMessage()
+    assert "ledger.lease_seconds" in warnings[0].getMessage()
+    # Without a ledger section too; the effective configuration shows only the new key.
+    config = load_config(write(tmp_path, GOOD + "claims: {lease_seconds: 9}\n"))
+    assert config.ledger.lease_seconds == 9.0
+    assert "claims" not in dump_effective(config) and "lease_seconds: 9.0" in dump_effective(config)
+
+
+def test_the_old_lease_key_is_named_when_its_value_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD + "claims: {lease_seconds: -1}\n"))
+    assert "claims.lease_seconds = -1" in str(caught.value)
+    with pytest.raises(ConfigError, match=r"claims: unknown key"):
+        load_config(write(tmp_path, GOOD + "claims: {lease_seconds: 5, other: 1}\n"))
+
+
+def test_both_lease_keys_are_a_config_error_naming_both(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "claims: {lease_seconds: 30}\nledger: {lease_seconds: 40}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "claims.lease_seconds" in message and "ledger.lease_seconds" in message
+    assert len(message.splitlines()) == 1
+
+
+def test_the_instance_id_is_the_files_then_the_environments_then_host_pid(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(INSTANCE_ENV, raising=False)
+    plain = load_config(write(tmp_path, GOOD))
+    assert plain.effective_instance_id == f"{socket.gethostname()}-{os.getpid()}"
+    monkeypatch.setenv(INSTANCE_ENV, "gpu1")
+    assert plain.effective_instance_id == "gpu1"
+    assert load_config(write(tmp_path, GOOD + "instance_id: studio-a\n")).effective_instance_id == "studio-a"
+    monkeypatch.setenv(INSTANCE_ENV, "no spaces/here")
+    with pytest.raises(ConfigError, match=r"\$BSHMD_INSTANCE_ID = 'no spaces/here'"):
+        plain.effective_instance_id  # noqa: B018 - the property is what is tested
+
+
+def test_paths_within_compare_whole_components(tmp_path: Path) -> None:
+    assert is_within(tmp_path / "in" / "a", tmp_path / "in")
+    assert is_within(tmp_path / "in", tmp_path / "in")
+    assert not is_within(tmp_path / "in2", tmp_path / "in")
+    assert is_within("/anything", "/")
+    (tmp_path / "link").symlink_to("/etc")
+    assert not is_within(tmp_path / "link" / "passwd", tmp_path)
+    assert is_within(tmp_path / "link" / "passwd", tmp_path, follow_links=False)

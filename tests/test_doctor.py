@@ -247,3 +247,55 @@ def test_an_nfs_attribute_cache_longer_than_settling_warns(tmp_path: Path, graph
     warning = finding(checks, "WARN", "attribute cache")
     assert "nfs4 caches attributes up to 30 s, longer than settle_seconds (2 s)" in warning.detail
     assert "actimeo=1" in rendered_line(checks, "WARN", "attribute cache")
+
+
+def test_a_ledger_state_dir_on_a_network_mount_fails_as_the_daemon_refuses_it(
+        tmp_path: Path, graph: Path, mounted: list[Path]) -> None:
+    from bshmd.config import load_config
+    from bshmd.errors import ConfigError
+    from bshmd.service.daemon import check_state_dir
+
+    config = write_setup(tmp_path, graph, extra="state_dir: state\n")
+    (tmp_path / "share").mkdir()
+    bindfs(tmp_path / "share", tmp_path / "state", mounted)
+    checks = checks_for(config)
+    failed = finding(checks, "FAIL", "state_dir")
+    with pytest.raises(ConfigError) as refused:
+        check_state_dir(load_config(config))
+    assert failed.detail == str(refused.value)  # one rule, one wording
+    assert "ledger.url" in rendered_line(checks, "FAIL", "state_dir")
+    # A PostgreSQL ledger keeps nothing there: neither the daemon nor the doctor objects.
+    checks = checks_for(config, environ={"BSHMD_LEDGER_URL": "postgresql://db/bshmd"})
+    assert "PostgreSQL" in finding(checks, "OK", "state_dir").detail
+
+
+def test_the_doctor_judges_a_full_disk_by_the_daemons_threshold(
+        tmp_path: Path, graph: Path, mounted: list[Path]) -> None:
+    from bshmd.fs.space import LOW_DISK_BYTES
+    from bshmd.service.health import ServiceState
+
+    config = write_setup(tmp_path, graph)
+    size_mib = LOW_DISK_BYTES // 2**20 + 64  # free, yet under the doctor's old 1 GiB
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(tmp_path / "out")], check=True)
+    mounted.append(tmp_path / "out")
+    checks = checks_for(config)
+    finding(checks, "OK", f"free space {tmp_path / 'out'}")
+    state = ServiceState(instance_id="test", output_folders=lambda: [tmp_path / "out"])
+    state.check_disks()
+    assert state.disk_conditions == []
+
+
+def test_the_doctor_says_how_the_ingestor_will_watch_a_forced_mode(tmp_path: Path, graph: Path) -> None:
+    config = write_setup(tmp_path, graph)
+    config.write_text(config.read_text().replace("quarantine: quarantine}", "quarantine: quarantine, watch: poll}"))
+    checks = checks_for(config)
+    assert "watched by poll (watch: poll)" in finding(checks, "OK", "input").detail
+    assert finding(checks, "OK", "inotify").detail.startswith("no folder is watched by events")
+
+
+def test_the_instance_id_is_the_one_the_daemon_will_use(tmp_path: Path, graph: Path) -> None:
+    config = write_setup(tmp_path, graph)
+    assert "gpu2 ($BSHMD_INSTANCE_ID)" in finding(checks_for(config, environ={"BSHMD_INSTANCE_ID": "gpu2"}),
+                                                 "OK", "instance id").detail
+    bad = checks_for(config, environ={"BSHMD_INSTANCE_ID": "two words"})
+    assert "$BSHMD_INSTANCE_ID = 'two words'" in finding(bad, "FAIL", "instance id").detail

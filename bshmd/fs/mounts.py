@@ -90,8 +90,17 @@ def existing_ancestor(path: Path) -> Path:
     return current.resolve()
 
 
+def network_mount(path: Path, mounts: list[Mount] | None = None) -> Mount | None:
+    """The network or FUSE mount holding ``path`` (or its nearest existing parent); None when
+    it is on a local disk or the mount table cannot be read. ``mounts``: this machine's table."""
+    table = mount_table() if mounts is None else mounts
+    mount = mount_for(existing_ancestor(path), table or [])
+    return mount if mount is not None and is_network_fs(mount.fs_type) else None
+
+
 def mode_for(path: str | os.PathLike[str], requested: str, mounts: list[Mount]) -> str:
-    """'events' or 'poll' for an (already resolved) path, given the mount table."""
+    """'events' or 'poll' for an (already resolved) path, given the mount table: the one rule,
+    used by the ingestor to watch a folder and by the doctor to say how it will be watched."""
     if requested in ("events", "poll"):
         return requested
     mount = mount_for(path, mounts)
@@ -112,7 +121,7 @@ def is_mount_point(path: str | os.PathLike[str]) -> bool:
     parent = os.stat(os.path.join(real, ".."))
     if st.st_dev != parent.st_dev or st.st_ino == parent.st_ino:
         return True
-    return any(mount.mount_point == real for mount in _mount_table() or ())
+    return any(mount.mount_point == real for mount in mount_table() or ())
 
 
 # Attribute-cache times of clients whose options do not show them (kernel and libfuse defaults).
@@ -182,7 +191,8 @@ def attribute_cache(mount: Mount | None) -> tuple[float, str]:
     return 0.0, f"local filesystem ({kind})"
 
 
-def _mount_table() -> list[Mount] | None:
+def mount_table() -> list[Mount] | None:
+    """This machine's mount table; None when it cannot be read."""
     try:
         text = MOUNTINFO.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError:
@@ -192,7 +202,7 @@ def _mount_table() -> list[Mount] | None:
 
 def attribute_cache_for(path: Path) -> tuple[float, str]:
     """``attribute_cache`` of the mount holding ``path`` (or its nearest existing parent)."""
-    mounts = _mount_table()
+    mounts = mount_table()
     if mounts is None:
         return FUSE_DEFAULT_ATTR_TIMEOUT, "mount table unreadable"
     return attribute_cache(mount_for(existing_ancestor(path), mounts))
@@ -202,7 +212,7 @@ def watch_mode_for(path: Path, requested: str) -> str:
     """'events' or 'poll' for a folder whose configured ``watch`` is auto, events or poll."""
     if requested in ("events", "poll"):
         return requested
-    mounts = _mount_table()
+    mounts = mount_table()
     if mounts is None:
         return "poll"
     return mode_for(existing_ancestor(path), requested, mounts)

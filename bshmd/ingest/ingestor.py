@@ -103,7 +103,7 @@ class Ingestor:
 
             ledger = open_ledger(config, instance_id)
         self.ledger = ledger
-        self.claims = Claims(ledger, config.claims.lease_seconds)
+        self.claims = Claims(ledger, config.ledger.lease_seconds)
         self.claims.on_finished = self._note_ended
         self._stores: dict[Path, FolderClaims] = {}
         self._nominated: dict[Path, tuple[_Folder, bool]] = {}
@@ -264,7 +264,7 @@ class Ingestor:
             if key not in folders:
                 self._stop_watching(old)
                 log.info("no longer watching %s", old.root)
-        self.claims.lease_seconds = config.claims.lease_seconds
+        self.claims.lease_seconds = config.ledger.lease_seconds
         self._folders = folders
         self._next_availability_check = 0.0
 
@@ -300,7 +300,7 @@ class Ingestor:
         while True:
             now = time.monotonic()
             if now >= next_renew:
-                next_renew = now + max(0.2, self._config.claims.lease_seconds / 3)
+                next_renew = now + max(0.2, self._config.ledger.lease_seconds / 3)
                 try:
                     self.claims.renew()
                 except Exception:
@@ -311,7 +311,7 @@ class Ingestor:
                     if folder.scanner and folder.store._folder_id is not None:
                         try:
                             self.ledger.take_lease(_scan_lease(folder.store._folder_id),
-                                                   max(self._config.claims.lease_seconds, 1.0))
+                                                   max(self._config.ledger.lease_seconds, 1.0))
                         except Exception as exc:
                             log.debug("cannot renew the scanner lease of %s: %s", folder.root, exc)
             if now >= next_stats:
@@ -350,7 +350,7 @@ class Ingestor:
             try:
                 removed = sweep_leftovers(cfg.state_dir / "claims",
                                           (cfg.output, cfg.quarantine, cfg.done_dir, cfg.rejected_dir),
-                                          config.claims.lease_seconds, stop=self._stopping)
+                                          config.ledger.lease_seconds, stop=self._stopping)
             except Exception:
                 log.exception("sweeping leftovers of %s failed; continuing", cfg.output)
                 continue
@@ -417,7 +417,7 @@ class Ingestor:
         if folder_id is None:
             return
         try:
-            held = self.ledger.take_lease(_scan_lease(folder_id), max(self._config.claims.lease_seconds, 1.0))
+            held = self.ledger.take_lease(_scan_lease(folder_id), max(self._config.ledger.lease_seconds, 1.0))
         except Exception as exc:  # LedgerUnavailable: keep the role until the lease says otherwise
             log.debug("cannot renew the scanner lease of %s: %s", folder.root, exc)
             return

@@ -13,13 +13,10 @@ import stat as stat_module
 from collections.abc import Iterator
 from pathlib import Path
 
+from bshmd.fs.paths import is_within
 from bshmd.ingest.filters import PathFilter
 
 log = logging.getLogger("bshmd.ingest.scan")
-
-
-def _inside(path: str, root_real: str) -> bool:
-    return path == root_real or path.startswith(root_real.rstrip("/") + "/")
 
 
 def stat_candidate(root: Path, path: Path, path_filter: PathFilter) -> os.stat_result | None:
@@ -30,11 +27,11 @@ def stat_candidate(root: Path, path: Path, path_filter: PathFilter) -> os.stat_r
         st = os.lstat(path)
         root_real = os.path.realpath(root)
         # An event may name a path reached through a symlinked folder: its parent must resolve inside.
-        if not _inside(os.path.realpath(path.parent), root_real):
+        if not is_within(os.path.realpath(path.parent), root_real):
             return None
         if stat_module.S_ISLNK(st.st_mode):
             target = os.path.realpath(path)
-            if not _inside(target, root_real):
+            if not is_within(target, root_real):
                 log.debug("skipping %r: symlink leads outside %s", str(path), root)
                 return None
             st = os.stat(target)
@@ -73,7 +70,7 @@ def walk(root: Path, path_filter: PathFilter, start: Path | None = None) -> Iter
                         continue
                     if entry.is_symlink():
                         target = os.path.realpath(path)
-                        if not _inside(target, root_real):
+                        if not is_within(target, root_real):
                             log.debug("skipping %r: symlink leads outside %s", entry.path, root)
                             continue
                         st = os.stat(target)

@@ -5,9 +5,10 @@ what is done, shared by every instance that watches the same folders.
 - PostgreSQL (``ledger.url`` or ``$BSHMD_LEDGER_URL``): for instances on several hosts.
 
 Public API: ``open_ledger`` (a ``Ledger`` for a configuration), ``Claims``/``FolderClaims``
-(the claims of this process), ``Outcome``; see store.py for the claim protocol, share.py
-for the share marker that keeps two ledgers off one output folder, and statedir.py for where
-the SQLite ledger lives when ``state_dir`` is not set.
+(the claims of this process), ``Outcome``; see store.py for the claim protocol (admin.py:
+listings and operator commands; leases.py: role leases), share.py for the share marker that
+keeps two ledgers off one output folder, statedir.py for where the SQLite ledger lives when
+``state_dir`` is not set, and local.py for where it may live (never on a network mount).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bshmd.config.redact import redact_url
 from bshmd.errors import ClaimLost, LedgerUnavailable, ShareOwnedElsewhere
-from bshmd.ledger.backend import redact_url
 from bshmd.ledger.outcome import Outcome
 from bshmd.ledger.statedir import LEDGER_FILE, default_state_dir, ensure_state_dir
 

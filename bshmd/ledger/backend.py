@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
+from bshmd.config.redact import redact_url
 from bshmd.errors import LedgerUnavailable
 
 log = logging.getLogger("bshmd.ledger")
@@ -47,19 +47,6 @@ _TYPES = {
     "sqlite": {"blob": "BLOB", "real": "REAL", "big": "INTEGER"},
     "postgresql": {"blob": "BYTEA", "real": "DOUBLE PRECISION", "big": "BIGINT"},
 }
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for logs, status and errors)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable ledger url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "")
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
 
 
 class Tx:

@@ -28,80 +28,24 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
+from bshmd.ledger.admin import LedgerAdmin
 from bshmd.ledger.backend import Backend, Tx
 from bshmd.ledger.keys import FileKey
+from bshmd.ledger.leases import NamedLeases
 from bshmd.ledger.outcome import RELEASED, Outcome
+from bshmd.ledger.rows import BATCH, CLAIMED, DONE, JobRow, Taken, Verdict, decode, encode
 from bshmd.ledger.schema import migrate
+
+__all__ = ["CLAIMED", "DONE", "JobRow", "Ledger", "Taken", "Verdict", "decode", "encode"]
 
 log = logging.getLogger("bshmd.ledger")
 
-CLAIMED = "claimed"
-DONE = "done"
-BATCH = 200  # rows per statement in batch operations (SQLite allows 32766 parameters)
+class Ledger(LedgerAdmin, NamedLeases):
+    """The ledger database of this process (one per daemon, whatever the number of folders).
 
-
-def encode(relpath: str) -> bytes:
-    """Relative paths are stored as bytes: names that are not UTF-8 survive unchanged."""
-    return os.fsencode(relpath)
-
-
-def decode(raw: bytes) -> str:
-    return os.fsdecode(bytes(raw))
-
-
-@dataclass(frozen=True)
-class Taken:
-    """A claim won: the fencing ``epoch``, and whose claim it replaced (None: nobody's, or a release)."""
-
-    key: FileKey
-    epoch: int
-    taken_from: str | None
-    reason: str  # new | released | lease expired | earlier run of this instance | stale key | held
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Why a file was not taken: ``done``, ``held`` (live lease elsewhere), ``waiting`` (released,
-    retry not yet due; ``due_in`` seconds) or ``busy`` (row locked by a concurrent claimer)."""
-
-    key: FileKey
-    why: str
-    due_in: float = 0.0
-
-
-@dataclass(frozen=True)
-class JobRow:
-    folder: str
-    relpath: str
-    size: int
-    mtime_ns: int
-    state: str
-    epoch: int
-    holder: str | None
-    host: str | None
-    lease_expires: float | None
-    outcome: str | None
-    reason: str | None
-    retry_after: float | None
-    attempts: int
-    updated_at: float
-    completed_at: float | None
-
-
-_JOB_COLUMNS = ("folder, relpath, size, mtime_ns, state, epoch, holder, host, lease_expires, outcome, "
-                "reason, retry_after, attempts, updated_at, completed_at")
-
-
-def _job(row: tuple) -> JobRow:
-    values = list(row)
-    values[1] = decode(values[1])
-    return JobRow(*values)
-
-
-class Ledger:
-    """The ledger database of this process (one per daemon, whatever the number of folders)."""
+    The claim protocol is here; listings and operator commands come from ``LedgerAdmin``
+    (admin.py), role leases from ``NamedLeases`` (leases.py)."""
 
     def __init__(self, backend: Backend, *, instance_id: str = "bshmd-cli") -> None:
         self.backend = backend
@@ -367,155 +311,5 @@ class Ledger:
                     found.add(key)
         return found
 
-    def job(self, folder: str, relpath: str) -> JobRow | None:
-        row = self.backend.transaction(lambda tx: tx.one(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE folder = ? AND relpath = ?", (folder, encode(relpath))))
-        return _job(row) if row else None
-
-    def jobs(self, folder: str | None = None, state: str | None = None, limit: int | None = None) -> list[JobRow]:
-        where, params = [], []
-        if folder is not None:
-            where.append("folder = ?")
-            params.append(folder)
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
-        text = f"SELECT {_JOB_COLUMNS} FROM jobs"
-        if where:
-            text += " WHERE " + " AND ".join(where)
-        text += " ORDER BY folder, relpath"
-        if limit is not None:
-            text += f" LIMIT {int(limit)}"
-        return [_job(row) for row in self.backend.transaction(lambda tx: tx.query(text, params))]
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """folder id → {claimed, done, released, expired}: for /status, metrics and `ledger status`."""
-
-        def run(tx: Tx) -> tuple[list[tuple], list[tuple]]:
-            by_state = tx.query("SELECT folder, state, count(*) FROM jobs GROUP BY folder, state")
-            expired = tx.query("SELECT folder, count(*) FROM jobs WHERE state = 'claimed' AND lease_expires < {now} "
-                               "GROUP BY folder")
-            return by_state, expired
-
-        by_state, expired = self.backend.transaction(run, retry=False)
-        out: dict[str, dict[str, int]] = {}
-        empty = {"ready": 0, "claimed": 0, "done": 0, "released": 0, "expired": 0}
-        for folder, state, count in by_state:
-            out.setdefault(folder, dict(empty))[state] = int(count)
-        for folder, count in expired:
-            out.setdefault(folder, dict(empty))["expired"] = int(count)
-        return out
-
     def now(self) -> float:
         return self.backend.transaction(lambda tx: tx.now())
-
-    # --- operator commands ----------------------------------------------------------------
-
-    def forget(self, folder: str, relpaths: Iterable[str] | None = None, *, state: str | None = None) -> int:
-        """Delete rows (all of ``folder``'s, or the named ones): their files count as never seen."""
-
-        def run(tx: Tx) -> int:
-            if relpaths is None:
-                sql, params = "DELETE FROM jobs WHERE folder = ?", [folder]
-                if state is not None:
-                    sql += " AND state = ?"
-                    params.append(state)
-                return tx.execute(sql, params)
-            return sum(tx.execute("DELETE FROM jobs WHERE folder = ? AND relpath = ?", (folder, encode(r)))
-                       for r in relpaths)
-
-        return self.backend.transaction(run)
-
-    def reprocess(self, folder: str, relpaths: Iterable[str] | None = None, *, reason: str = "reprocess") -> int:
-        """Turn done rows back into released ones: the files are processed again."""
-
-        def run(tx: Tx) -> int:
-            base = ("UPDATE jobs SET state = 'released', reason = ?, retry_after = NULL, outcome = NULL, "
-                    "token = NULL, lease_expires = NULL, updated_at = {now} WHERE folder = ? AND state = 'done'")
-            if relpaths is None:
-                return tx.execute(base, (reason, folder))
-            return sum(tx.execute(base + " AND relpath = ?", (reason, folder, encode(r))) for r in relpaths)
-
-        return self.backend.transaction(run)
-
-    def record_done(self, folder: str, key: FileKey, outcome: Outcome, *, only_if_absent: bool = False) -> bool:
-        """Write a done row directly (adoption of a 0.1 tree, a reviewer's accept). False when
-        ``only_if_absent`` and a row exists, or when the row is claimed by a live lease."""
-        raw = encode(key.relpath)
-
-        def run(tx: Tx) -> bool:
-            now = tx.now()
-            row = tx.one(f"SELECT state, lease_expires, token FROM jobs WHERE folder = ? AND relpath = ?{tx.skip_locked}",
-                         (folder, raw))
-            if row is not None:
-                if only_if_absent:
-                    return False
-                if row[0] == CLAIMED and row[2] != self.token and row[1] is not None and float(row[1]) >= now:
-                    return False
-                tx.execute(
-                    "UPDATE jobs SET size = ?, mtime_ns = ?, state = 'done', outcome = ?, reason = ?, "
-                    "epoch = epoch + 1, holder = ?, token = ?, host = ?, pid = ?, lease_expires = NULL, "
-                    "retry_after = NULL, completed_at = ?, updated_at = ? WHERE folder = ? AND relpath = ?",
-                    (key.size, key.mtime_ns, outcome.kind, outcome.reason, self.instance_id, self.token,
-                     self.host, self.pid, now, now, folder, raw))
-                return True
-            return tx.execute(
-                "INSERT INTO jobs (folder, relpath, size, mtime_ns, state, epoch, holder, token, host, pid, "
-                "outcome, reason, attempts, updated_at, completed_at) "
-                "VALUES (?, ?, ?, ?, 'done', 1, ?, ?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT (folder, relpath) DO NOTHING",
-                (folder, raw, key.size, key.mtime_ns, self.instance_id, self.token, self.host, self.pid,
-                 outcome.kind, outcome.reason, now, now)) == 1
-
-        return self.backend.transaction(run)
-
-    def record_released(self, folder: str, key: FileKey, *, taken_from: str, reason: str) -> bool:
-        """A file an earlier ledger-less run had claimed (a 0.1 claim file): released, so the next
-        claim carries ``taken_from`` and the pipeline looks for its stamped results first."""
-        raw = encode(key.relpath)
-        return self.backend.transaction(lambda tx: tx.execute(
-            "INSERT INTO jobs (folder, relpath, size, mtime_ns, state, epoch, holder, reason, taken_from, "
-            "attempts, updated_at) VALUES (?, ?, ?, ?, 'released', 0, ?, ?, ?, 0, {now}) "
-            "ON CONFLICT (folder, relpath) DO NOTHING",
-            (folder, raw, key.size, key.mtime_ns, taken_from, reason, taken_from)) == 1)
-
-    def taken_from_of(self, folder: str, key: FileKey) -> str | None:
-        row = self.backend.transaction(lambda tx: tx.one(
-            "SELECT taken_from FROM jobs WHERE folder = ? AND relpath = ?", (folder, encode(key.relpath))))
-        return row[0] if row else None
-
-    # --- named leases ---------------------------------------------------------------------
-
-    def take_lease(self, name: str, seconds: float) -> bool:
-        """Hold the lease ``name`` for ``seconds`` more: True while it is this token's."""
-
-        def run(tx: Tx) -> bool:
-            now = tx.now()
-            row = tx.one(f"SELECT token, expires FROM leases WHERE name = ?{tx.skip_locked}", (name,))
-            if row is None:
-                return tx.execute(
-                    "INSERT INTO leases (name, holder, token, host, epoch, expires) VALUES (?, ?, ?, ?, 1, ?) "
-                    "ON CONFLICT (name) DO NOTHING",
-                    (name, self.instance_id, self.token, self.host, now + seconds)) == 1
-            token, expires = row
-            if token != self.token and float(expires) >= now:
-                return False
-            tx.execute("UPDATE leases SET holder = ?, token = ?, host = ?, expires = ?, "
-                       "epoch = CASE WHEN token = ? THEN epoch ELSE epoch + 1 END WHERE name = ?",
-                       (self.instance_id, self.token, self.host, now + seconds, self.token, name))
-            return True
-
-        return self.backend.transaction(run)
-
-    def drop_lease(self, name: str) -> None:
-        self.backend.transaction(lambda tx: tx.execute(
-            "DELETE FROM leases WHERE name = ? AND token = ?", (name, self.token)), retry=False)
-
-    def lease_holder(self, name: str) -> tuple[str, str, float] | None:
-        """(instance, host, seconds left) of a live lease ``name``, else None."""
-
-        def run(tx: Tx) -> tuple | None:
-            return tx.one("SELECT holder, host, expires - {now} FROM leases WHERE name = ? AND expires >= {now}",
-                          (name,))
-
-        row = self.backend.transaction(run)
-        return (row[0], row[1], float(row[2])) if row else None

@@ -14,10 +14,11 @@ import binascii
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from bshmd.errors import InputRejected
+from bshmd.fs.paths import is_within
 from bshmd.quarantine import store as quarantine
 
 if TYPE_CHECKING:
@@ -59,18 +60,13 @@ def decode_id(folders: Sequence[FolderConfig], value: str) -> tuple[int, PurePos
     return index, rel
 
 
-def _inside(path: Path, root: Path) -> bool:
-    real, real_root = os.path.realpath(path), os.path.realpath(root)
-    return real == real_root or real.startswith(real_root.rstrip("/") + "/")
-
-
 def resolve(folders: Sequence[FolderConfig], value: str) -> quarantine.QuarantineEntry:
     """The waiting entry an id names; BadEntryId for anything else."""
     index, rel = decode_id(folders, value)
     folder = folders[index]
     path = folder.quarantine.joinpath(*rel.parts)
     # No link anywhere: a link in the tree could point find_entry's reads outside the root.
-    if not _inside(path.parent, folder.quarantine) or path.is_symlink():
+    if not is_within(path.parent, folder.quarantine) or path.is_symlink():
         raise BadEntryId("a link leaves the quarantine folder")
     try:
         entry = quarantine.find_entry([folder], path)

@@ -148,7 +148,7 @@ class UndoBook:
         try:
             folder_id = ensure_marker(ledger, folder.input, folder.output).folder
             key = FileKey.of(folder.input, done.place)
-            (claim,) = ledger.claim(folder_id, [key], self.config.claims.lease_seconds)
+            (claim,) = ledger.claim(folder_id, [key], self.config.ledger.lease_seconds)
             if not isinstance(claim, Taken):
                 raise UndoRefused(f"{done.relpath.name}: already being processed again; it cannot be taken back")
             try:

@@ -9,14 +9,13 @@
   ``shutdown_timeout``, release the claims of everything else, exit 0. A second signal exits
   at once with 130; results are written atomically, so nothing half-written is left.
 - SIGHUP reloads the configuration file: folders and thresholds change in place, the model
-  and queued work stay.
+  and queued work stay (reload.py decides what applies now and what waits for a restart).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -24,17 +23,14 @@ import time
 from typing import Any
 
 from bshmd import __version__
-from bshmd.config import Config, default_instance_id, load_config
-from bshmd.errors import EXIT_FORCED, EXIT_OK, BshmdError, ConfigError
+from bshmd.config import Config
+from bshmd.errors import EXIT_FORCED, EXIT_OK, ConfigError
 from bshmd.service.health import ServiceCollector, ServiceState
 from bshmd.service.signals import SignalQueue, capture_signals
 from bshmd.service.systemd import Notifier
 from bshmd.timed import CallTimeout, call_with_limit, in_thread
 
 log = logging.getLogger("bshmd.service")
-
-INSTANCE_ENV = "BSHMD_INSTANCE_ID"
-_INSTANCE_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 LOOP_TICK_SECONDS = 0.5  # longest the main loop sleeps between looks at its duties
 STATUS_EVERY_SECONDS = 5.0
@@ -45,36 +41,13 @@ FORCED_EXIT_GRACE_SECONDS = 3.0  # a second signal gives abort() this long befor
 REVIEW_MOUNT = "/review"
 
 
-def resolve_instance_id(config: Config, environ: dict[str, str] | None = None) -> str:
-    """``instance_id`` from the file, else ``$BSHMD_INSTANCE_ID`` (set per GPU by the systemd
-    template and docker-compose.yml), else hostname-pid."""
-    if config.instance_id:
-        return config.instance_id
-    value = (os.environ if environ is None else environ).get(INSTANCE_ENV, "")
-    if value:
-        if not _INSTANCE_PATTERN.fullmatch(value):
-            raise ConfigError(f"${INSTANCE_ENV} = {value!r}: expected 1-64 letters, digits, '.', '_' or '-'")
-        return value
-    return default_instance_id()
-
-
 def check_state_dir(config: Config) -> None:
-    """Refuse a SQLite ledger on a network or FUSE filesystem: SQLite's locking is not safe
-    over NFS or SMB (a ledger shared that way gets corrupted); several hosts share PostgreSQL."""
-    from bshmd.fs.mounts import MOUNTINFO, existing_ancestor, is_network_fs, mount_for, parse_mountinfo
-    from bshmd.ledger import ledger_url, state_dir
+    """Refuse a SQLite ledger on a network or FUSE filesystem (the ledger's own rule)."""
+    from bshmd.ledger.local import state_dir_problem
 
-    if ledger_url(config):
-        return
-    folder = state_dir(config)
-    try:
-        mount = mount_for(existing_ancestor(folder), parse_mountinfo(MOUNTINFO.read_text(errors="surrogateescape")))
-    except OSError:
-        return
-    if mount is not None and is_network_fs(mount.fs_type):
-        raise ConfigError(f"state_dir = '{folder}': is on a {mount.fs_type} filesystem ({mount.mount_point}); "
-                          "expected a local disk (SQLite over a network or FUSE mount corrupts). Hosts that "
-                          "share folders share one PostgreSQL ledger instead: set ledger.url")
+    problem = state_dir_problem(config)
+    if problem:
+        raise ConfigError(problem)
 
 
 def _review_app(config: Config) -> Any:
@@ -95,7 +68,7 @@ class Daemon:
     def __init__(self, config: Config, notifier: Notifier) -> None:
         self.config = config
         self.notifier = notifier
-        self.instance_id = resolve_instance_id(config)
+        self.instance_id = config.effective_instance_id  # file, else $BSHMD_INSTANCE_ID, else host-pid
         self.state = ServiceState(instance_id=self.instance_id,
                                   output_folders=lambda: [f.output for f in self.config.folders])
         self.signals = SignalQueue(on_force=self._force_exit)
@@ -299,44 +272,26 @@ class Daemon:
 
     def reload(self) -> bool:
         """Re-read the configuration file; on any problem keep the running configuration."""
+        from bshmd.service.reload import note_applied, reread, take_over
+
         path = self.config.source
         if path is None:
             log.error("reload: the configuration did not come from a file; nothing to reload")
             return False
         self.notifier.notify(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
-        try:
-            new = load_config(path)
-        except BshmdError as exc:
-            for line in str(exc).splitlines():
-                log.error("reload: %s", line)
-            log.error("reload: keeping the running configuration")
+        new = reread(path)
+        if new is None:
             self.notifier.ready(self.state.status_line())
             return False
-        old = self.config
-        kept = {}
-        for section in ("model", "http", "instance_id"):
-            if getattr(new, section) != getattr(old, section):
-                log.warning("reload: '%s' changed; it needs a restart to take effect", section)
-                kept[section] = getattr(old, section)
-        for key in ("decode_workers", "write_workers", "queue_size"):
-            if getattr(new.pipeline, key) != getattr(old.pipeline, key):
-                log.warning("reload: 'pipeline.%s' changed; it needs a restart to take effect", key)
-        applied = new.model_copy(update=kept) if kept else new
-        before = {f.input for f in old.folders}
-        after = {f.input for f in applied.folders}
+        applied = take_over(self.config, new)
         if self.pipeline is not None:
             self.pipeline.update_config(applied)
         if self.ingestor is not None:
             self.ingestor.reconfigure(applied)
         if self.http_app is not None:
             self.http_app.replace_mount(REVIEW_MOUNT, _review_app(applied))
-        from bshmd.service.logsetup import set_level
-
-        set_level(applied.logging.level)
+        note_applied(self.config, applied)
         self.config = applied
-        log.info("reload: configuration from %s applied: %d folder(s)%s%s", path, len(applied.folders),
-                 "".join(f"; added {p}" for p in sorted(after - before)),
-                 "".join(f"; removed {p}" for p in sorted(before - after)))
         self.notifier.ready(self.state.status_line())
         return True
 

@@ -6,7 +6,6 @@ The main loop, the HTTP endpoints, ``STATUS=`` and the systemd watchdog all read
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bshmd import __version__
+from bshmd.fs.paths import is_within
+from bshmd.fs.space import free_bytes, is_disk_full
 
 # /healthz fails when the main loop has not come round for this long.
 LOOP_STALL_SECONDS = 15.0
@@ -22,8 +23,6 @@ LOOP_STALL_SECONDS = 15.0
 # only restarted. Decoding and writing (a 61 MP photo's seconds) run beside the main loop and
 # the model sees at most model.max_side pixels, so no healthy batch comes near it.
 INFERENCE_STALL_SECONDS = 600.0
-# Below this much free space an output folder counts as full: a result may be larger.
-LOW_DISK_BYTES = 256 * 1024 * 1024
 
 PHASES = ("starting", "opening ledger", "loading model", "running", "reloading", "stopping")
 
@@ -61,13 +60,14 @@ class ServiceState:
         unavailable = {Path(p) for p, s in self._folders().items() if not s.get("available", True)}
         found = []
         for folder in self.output_folders():
-            if any(folder == u or u in folder.parents for u in unavailable):
+            # Lexical: resolving links would stat the very mount that may hang.
+            if any(is_within(folder, u, follow_links=False) for u in unavailable):
                 continue
             try:
-                free = shutil.disk_usage(folder).free
+                free = free_bytes(folder)
             except OSError:
                 continue  # not created yet, or the share is gone: ingest health says which
-            if free < LOW_DISK_BYTES:
+            if is_disk_full(free):
                 found.append(f"disk full: {folder} ({free // (1024 * 1024)} MiB free)")
         with self._lock:
             self.disk_conditions = found

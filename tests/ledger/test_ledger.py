@@ -144,3 +144,25 @@ def test_the_fence_refuses_a_rename_once_the_lease_granted_by_verify_may_be_over
     assert stolen.try_claim(KEY) is not None
     with pytest.raises(ClaimLost):
         claim.verify()
+
+
+def test_the_sqlite_ledger_stays_off_network_mounts(tmp_path):
+    """The one rule the daemon refuses to start on and the doctor reports (bshmd.ledger.local)."""
+    from bshmd.config import parse_config
+    from bshmd.fs.mounts import parse_mountinfo
+    from bshmd.ledger.local import state_dir_problem
+
+    share = tmp_path / "share"
+    share.mkdir()  # where the share is mounted, per the table below (as the kernel names it: resolved)
+    mounts = parse_mountinfo(f"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                             f"2 1 0:50 / {share.resolve()} rw - nfs4 nas:/state rw,vers=4.2\n")
+    folders = [{"input": str(tmp_path / "in"), "output": str(tmp_path / "out"), "quarantine": str(tmp_path / "q")}]
+
+    def problem(**extra):
+        config = parse_config({"folders": folders, **extra}, base_dir=tmp_path)
+        return state_dir_problem(config, mounts, environ={})
+
+    assert problem(state_dir=str(tmp_path / "local")) is None
+    found = problem(state_dir=str(share / "bshmd"))  # not created yet: judged by its nearest parent
+    assert found.startswith(f"state_dir = '{share / 'bshmd'}': is on a nfs4 filesystem ({share.resolve()})")
+    assert problem(state_dir=str(share / "bshmd"), ledger={"url": "postgresql://db/bshmd"}) is None

@@ -26,7 +26,7 @@ def test_three_instances_survive_database_restarts_exactly_once(hot, pg_cluster,
         sub.mkdir(exist_ok=True)
         (sub / f"img-{index:03d}.jpg").write_bytes(bytes([index % 251]) * (500 + index))
     config = make_config(hot, settle_seconds=0.2, poll_seconds=0.3, rescan_seconds=2,
-                         claims={"lease_seconds": 6}, ledger={"url": pg_url, "retry_seconds": 30})
+                         ledger={"url": pg_url, "retry_seconds": 30, "lease_seconds": 6})
     consumers = [CopyConsumer(capacity=8, delay=0.03) for _ in range(3)]
     ingestors = [Ingestor(config, c.on_ready, instance_id=f"host-{n}") for n, c in enumerate(consumers)]
 
