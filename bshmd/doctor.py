@@ -83,8 +83,11 @@ def run_checks(config_file: Path, host: Host | None = None, *, tensorflow: bool 
                             "create it (useradd --system bshmd) or name the account the service runs as"))
         account = ServiceUser.named(None)
     checks += model_checks(config)
-    if tensorflow:
+    if tensorflow and config.model.runtime == "tensorflow":
         checks += tensorflow_checks(config)
+    from bshmd.engine.report import runtime_checks
+
+    checks += [Check(*row) for row in runtime_checks(config.model)]  # type: ignore[arg-type]
     for folder in config.folders:
         checks += folder_checks(config, folder, account, host)
     checks += space_checks(config)

@@ -215,6 +215,7 @@ class Daemon:
         self.state.model_loaded = True
         self.state.model_load_seconds = round(outcome["seconds"], 3)
         self.metrics.model_load_seconds.set(outcome["seconds"])
+        self.metrics.set_runtime(getattr(self.engine, "info", None))
         log.info("model ready in %.2f s (loaded%s)", outcome["seconds"],
                  " and warmed up" if self.config.model.warmup else "")
         return True
