@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import signal
+import subprocess
 import venv
 from importlib import metadata
 from pathlib import Path
