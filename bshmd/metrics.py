@@ -7,7 +7,7 @@ The service serves ``metrics.registry`` on ``/metrics``.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Seconds: from a few milliseconds (small JPEG decode) to minutes (huge TIFF on a slow share).
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -59,8 +59,9 @@ class Metrics:
             "bshmd_stage_timeouts", "Files abandoned because a stage took too long.", ["stage"], registry=r)
         self.internal_errors = Counter(
             "bshmd_internal_errors", "Unexpected errors caught while handling one file.", ["stage"], registry=r)
-        self.runtime = Info(
-            "bshmd_runtime", "What runs the network: runtime, device and precision.", registry=r)
+        self.runtime_info = Gauge(
+            "bshmd_runtime_info", "1 for what runs the network: its runtime, device and precision.",
+            ["runtime", "device", "precision"], registry=r)
         from bshmd.engine.telemetry import register_gpu_collector
 
         self.gpu = register_gpu_collector(r)  # GPU gauges, only where NVML sees a GPU
@@ -69,4 +70,4 @@ class Metrics:
         """Labels from the engine's RuntimeInfo (an engine without one leaves them unset)."""
         fields = ("runtime", "device", "precision")
         if all(hasattr(info, name) for name in fields):
-            self.runtime.info({name: str(getattr(info, name)) for name in fields})
+            self.runtime_info.labels(*(str(getattr(info, name)) for name in fields)).set(1)

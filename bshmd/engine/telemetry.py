@@ -12,6 +12,9 @@ from typing import Any
 
 log = logging.getLogger("bshmd.metrics")
 
+GPU_METRICS = ("bshmd_gpu_memory_used_bytes", "bshmd_gpu_memory_total_bytes", "bshmd_gpu_utilization_ratio",
+               "bshmd_gpu_temperature_celsius")
+
 
 def _nvml() -> Any | None:
     """The initialised ``pynvml`` module, or None where there is no NVML or no GPU."""
