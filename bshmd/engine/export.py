@@ -117,7 +117,7 @@ def export_model(model_cfg: ModelConfig, graph_file: Path, *, to: str, precision
                              f"{model_cfg.sha256.lower()}: replace the file or correct model.sha256")
     started = time.perf_counter()
     onnx_model = to_onnx(read_graph_def(graph_file))
-    if precision == "fp16":
+    if precision == "fp16" and to == "onnx":  # OpenVINO halves the weights itself (save_model)
         onnx_model = onnx_to_fp16(onnx_model)
     target = export_folder(model_cfg, sha256, to, precision)
     target.parent.mkdir(parents=True, exist_ok=True)

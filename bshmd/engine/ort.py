@@ -117,7 +117,7 @@ class OnnxRuntimeEngine(BaseEngine):
             "trt_fp16_enable": precision == "fp16",
             # One profile from a pixel to max_side on each side: every size bshmd feeds fits it.
             "trt_profile_min_shapes": f"{INPUT_NAME}:1x1x3",
-            "trt_profile_opt_shapes": f"{INPUT_NAME}:{max_side}x{max_side * 9 // 16}x3",
+            "trt_profile_opt_shapes": f"{INPUT_NAME}:{max_side * 9 // 16}x{max_side}x3",  # 16:9 landscape
             "trt_profile_max_shapes": f"{INPUT_NAME}:{max_side}x{max_side}x3",
         }
         if cache_dir is not None:

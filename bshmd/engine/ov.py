@@ -112,8 +112,9 @@ class OpenVinoEngine(BaseEngine):
         if max(height, width) <= self.max_side:
             return height, width
         height, width = fit_long_side(height, width, self.max_side)
-        snap = lambda side: max(SHORT_SIDE_STEP, round(side / SHORT_SIDE_STEP) * SHORT_SIDE_STEP)  # noqa: E731
-        return (height, snap(width)) if height >= width else (snap(height), width)
+        if height >= width:
+            return height, _snap(width)
+        return _snap(height), width
 
     # -- the runtime's part ------------------------------------------------------------------
 
@@ -143,6 +144,10 @@ class OpenVinoEngine(BaseEngine):
 
     def _release(self) -> None:
         self._sizes.clear()
+
+
+def _snap(side: int) -> int:
+    return max(SHORT_SIDE_STEP, round(side / SHORT_SIDE_STEP) * SHORT_SIDE_STEP)
 
 
 def _choose_device(device: str, available: list[str], *, strict: bool) -> str:

@@ -177,3 +177,10 @@ def test_model_config_takes_the_runtime_settings() -> None:
     assert config.providers == ("CUDAExecutionProvider",) and config.strict
     with pytest.raises(ValueError, match="runtime"):
         ModelConfig(runtime="tensorrt")
+
+
+def test_tensorflow_fp16_on_a_cpu_warns_and_runs_fp32(unet_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="bshmd")
+    with MattingEngine(unet_dir / "tf_graph.pb", device="cpu", precision="fp16") as engine:
+        assert engine.info.precision == "fp32"
+    assert any("fp16 needs a GPU" in record.getMessage() for record in caplog.records)
