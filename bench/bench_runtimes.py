@@ -41,14 +41,29 @@ def run_process(src: Path, dst: Path, config: Path) -> tuple[float, float, float
     state = Path(tempfile.mkdtemp(prefix="state-", dir=dst.parent))  # a fresh ledger: nothing done yet
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "BSHMD_STATE_DIR": str(state)}
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "bshmd", "process", str(src), str(dst), "-c", str(config),
-                              "--no-progress"], env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak_file = state / "peak-rss"
+    argv = ["bshmd", "process", str(src), str(dst), "-c", str(config), "--no-progress"]
+    child = subprocess.Popen([sys.executable, "-c", _PEAK_RSS, str(peak_file), *argv], env=env, cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"bshmd process failed in {src}:\n{child.stderr.read().decode(errors='replace')}")
     child.stderr.close()
-    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024
+    # Not ru_maxrss: Linux carries the forking parent's RSS (this bench holds TensorFlow) across exec.
+    return usage.ru_utime + usage.ru_stime, wall, int(peak_file.read_text()) / 1024
+
+
+# Runs `bshmd` as `python -m bshmd` does and, on the way out, writes its own VmHWM (peak RSS, kB).
+_PEAK_RSS = """
+import atexit, runpy, sys
+def _peak(path=sys.argv[1]):
+    line = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))
+    open(path, 'w').write(line.split()[1])
+atexit.register(_peak)
+sys.argv = sys.argv[2:]
+runpy.run_module('bshmd', run_name='__main__', alter_sys=True)
+"""
 
 
 def write_photos(folder: Path, size: tuple[int, int], count: int) -> None:
