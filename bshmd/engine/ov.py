@@ -20,7 +20,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bshmd.engine.base import BaseEngine, RuntimeInfo
+from bshmd.engine.base import MAX_CONCURRENT_RUNS, BaseEngine, RuntimeInfo
 from bshmd.engine.export import INPUT_NAME, OUTPUT_NAME, Export, find_export
 from bshmd.engine.upsample import fit_long_side
 from bshmd.errors import ModelLoadError
@@ -92,7 +92,9 @@ class OpenVinoEngine(BaseEngine):
             self._config["INFERENCE_NUM_THREADS"] = threads
         self._sizes: OrderedDict[tuple[int, int], _Compiled] = OrderedDict()
         self._compiling = threading.Lock()
-        super().__init__(max_side=max_side, info=RuntimeInfo("openvino", self._device, precision))
+        # As for ONNX Runtime: on the CPU one request uses every core; more only add buffers.
+        runs = 1 if self._device == "CPU" else MAX_CONCURRENT_RUNS
+        super().__init__(max_side=max_side, info=RuntimeInfo("openvino", self._device, precision), concurrent_runs=runs)
         self.load_seconds = time.perf_counter() - started
         log.info("model loaded from %s in %.2f s (%s)", self.model_file, self.load_seconds, self.info.describe())
 
