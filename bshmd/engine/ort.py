@@ -73,6 +73,9 @@ class OnnxRuntimeEngine(BaseEngine):
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = inter_op_threads
         options.log_severity_level = 3  # errors only: its warnings about fallbacks are ours to say
+        # Idle pool threads sleep instead of spinning: between runs the cores belong to the
+        # decode and encode workers, and spinning there is CPU time taken from them.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         provider_options = [self._options(name, device_id, precision, max_side, cache_dir) for name in chosen]
         try:
             self._session = ort.InferenceSession(str(model_file), sess_options=options, providers=chosen,
