@@ -134,6 +134,17 @@ def model_fetch(config_file: Path | None) -> None:
     click.echo(resolve_model_dir(config.model, fetch=True))
 
 
+@model.command("export")
+@_config_option()
+@click.option("--to", "to", type=click.Choice(["onnx", "openvino"]), default="onnx", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True)
+def model_export(config_file: Path | None, to: str, precision: str) -> None:
+    """Convert the configured graph for ONNX Runtime or OpenVINO, check it against TensorFlow, print its folder."""
+    from bshmd.engine.export import export_command_main
+
+    click.echo(export_command_main(_load(config_file).model, to=to, precision=precision))
+
+
 @main.group()
 def quarantine() -> None:
     """Review quarantined inputs: list, requeue, purge."""

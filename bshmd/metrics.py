@@ -59,3 +59,12 @@ class Metrics:
             "bshmd_stage_timeouts", "Files abandoned because a stage took too long.", ["stage"], registry=r)
         self.internal_errors = Counter(
             "bshmd_internal_errors", "Unexpected errors caught while handling one file.", ["stage"], registry=r)
+        self.runtime_info = Gauge(
+            "bshmd_runtime_info", "1 for what runs the network: its runtime, device and precision.",
+            ["runtime", "device", "precision"], registry=r)
+
+    def set_runtime(self, info: object) -> None:
+        """Labels from the engine's RuntimeInfo (an engine without one leaves them unset)."""
+        fields = ("runtime", "device", "precision")
+        if all(hasattr(info, name) for name in fields):
+            self.runtime_info.labels(*(str(getattr(info, name)) for name in fields)).set(1)

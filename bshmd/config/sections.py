@@ -51,6 +51,14 @@ class ModelConfig(Section):
     intra_op_threads: Annotated[int, Field(ge=0)] = 0
     inter_op_threads: Annotated[int, Field(ge=0)] = 0
     warmup: bool = True
+    # Which runtime runs the network, and how (README "The model"). onnxruntime and openvino
+    # run an export of the graph made by `bshmd model export`, found in export_dir.
+    runtime: Literal["tensorflow", "onnxruntime", "openvino"] = "tensorflow"
+    precision: Literal["fp32", "fp16"] = "fp32"
+    # ONNX Runtime's execution providers in order of preference; missing ones are skipped.
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    strict: bool = False  # a provider or device asked for but missing stops the start instead
+    export_dir: ResolvedPath | None = None  # default: <cache_dir>/exports
 
 
 OutputFormat = Literal["cutout", "alpha", "composite", "webp", "tiff", "psd", "avif"]

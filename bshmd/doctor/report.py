@@ -14,6 +14,7 @@ from bshmd.doctor.check import Check, Host
 from bshmd.doctor.folders import ServiceUser, folder_checks, local_state_checks, space_checks
 from bshmd.doctor.host import clock_check, http_check, inotify_checks, instance_check, systemd_check
 from bshmd.doctor.model import model_checks, tensorflow_checks
+from bshmd.engine.report import runtime_checks
 from bshmd.errors import BshmdError
 from bshmd.ledger import ledger_url, state_dir
 from bshmd.ledger.statedir import state_dir_check
@@ -35,8 +36,9 @@ def run_checks(config_file: Path, host: Host | None = None, *, tensorflow: bool 
                             "create it (useradd --system bshmd) or name the account the service runs as"))
         account = ServiceUser.named(None)
     checks += model_checks(config)
-    if tensorflow:
+    if tensorflow and config.model.runtime == "tensorflow":
         checks += tensorflow_checks(config)
+    checks += [Check(*row) for row in runtime_checks(config.model)]
     for folder in config.folders:
         checks += folder_checks(config, folder, account, host)
     checks += space_checks(config)

@@ -103,10 +103,12 @@ class Daemon:
 
     def _startup(self) -> bool:
         """Everything up to READY=1; False when a stop signal came first."""
+        from bshmd.engine.telemetry import register_gpu_collector
         from bshmd.metrics import Metrics
 
         self.metrics = Metrics()
         self.metrics.registry.register(ServiceCollector(self.state))
+        register_gpu_collector(self.metrics.registry)  # GPU gauges, only where NVML sees a GPU
         self._start_http()
         self._open_ledger()
         if not self._load_model():
@@ -184,6 +186,7 @@ class Daemon:
         self.state.model_loaded = True
         self.state.model_load_seconds = round(seconds, 3)
         self.metrics.model_load_seconds.set(seconds)
+        self.metrics.set_runtime(getattr(self.engine, "info", None))
         log.info("model ready in %.2f s (loaded%s)", seconds,
                  " and warmed up" if self.config.model.warmup else "")
         return True

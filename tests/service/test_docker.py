@@ -80,7 +80,7 @@ def _gpu_devices(service: dict) -> list[dict]:
 def test_dockerfile_runs_the_daemon_as_non_root_with_a_health_check() -> None:
     instructions = _instructions()
     keywords = [k for k, _ in instructions]
-    assert instructions[0][0] == "FROM" and re.search(r":\d+\.\d+\.\d+-gpu$", instructions[0][1]), \
+    assert instructions[0][0] == "FROM" and re.search(r":\d+\.\d+\.\d+-gpu( AS [\w-]+)?$", instructions[0][1]), \
         "the base image must be a pinned GPU build"
     user = [v for k, v in instructions if k == "USER"][-1]
     assert not user.startswith(("root", "0")), user

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from bshmd.engine.telemetry import GPU_METRICS
 from bshmd.metrics import Metrics
 from bshmd.service.health import ServiceCollector, ServiceState
 
@@ -29,7 +30,7 @@ def exposed_samples() -> set[str]:
     names = set()
     for family in metrics.registry.collect():
         names.update(family.name + suffix for suffix in SAMPLE_SUFFIXES[family.type])
-    return names
+    return names | set(GPU_METRICS)  # present only where NVML sees a GPU
 
 
 def alert_expressions() -> dict[str, str]:
