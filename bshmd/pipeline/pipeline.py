@@ -64,13 +64,13 @@ from bshmd.config import Config, FolderConfig
 from bshmd.decode.sidecar import sidecar_of
 from bshmd.errors import ClaimLost, InputRejected
 from bshmd.fs.move import SourceChanged, remove_unchanged
+from bshmd.fs.sidecars import move_with_sidecar
 from bshmd.ledger.outcome import NOT_FINISHED, PROCESSED, QUARANTINED, RECOVERED, RELEASED, Outcome
 from bshmd.metrics import Metrics
 from bshmd.pipeline.batcher import Batcher
 from bshmd.pipeline.budget import HeapTrim, PixelBudget, bound_heap_retention, image_megapixels
 from bshmd.pipeline.grace import NotFinished, judge
 from bshmd.pipeline.retry import BACK_OFF_REASONS, RetryBackoff
-from bshmd.pipeline.sidecars import move_with_sidecar
 from bshmd.pipeline.timed import StageTimeout, TimedRunner
 from bshmd.records import Job
 
@@ -428,7 +428,7 @@ class Pipeline:
 
     def _decode(self, job: Job, runner: TimedRunner) -> _Work:
         from bshmd.pipeline.gate import check_input
-        from bshmd.quarantine.store import consume_accept
+        from bshmd.quarantine.marker import consume_accept
 
         with self._lock:
             config = self._config
@@ -505,7 +505,7 @@ class Pipeline:
 
     @staticmethod
     def _results_exist(work: _Work) -> bool:
-        from bshmd.outputs.render import output_paths, outputs_written_for
+        from bshmd.outputs.files import output_paths, outputs_written_for
 
         job = work.job
         try:
@@ -645,7 +645,8 @@ class Pipeline:
     def _write_results(self, work: _Work) -> None:
         """Runs on a timed worker: gate the matte, write the results, then on_success."""
         from bshmd.fs.atomic import UnsafePathError
-        from bshmd.outputs.render import output_paths, render_outputs, write_outputs
+        from bshmd.outputs.files import output_paths, write_outputs
+        from bshmd.outputs.render import render_outputs
         from bshmd.pipeline.gate import check_matte
 
         config, folder, job = work.config, work.folder, work.job

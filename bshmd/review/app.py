@@ -15,12 +15,13 @@ Routes, below wherever the app is mounted (``SCRIPT_NAME``, e.g. ``/review``)::
                                 {"action": "undo", "ids": [undo tokens the actions returned]}
 
 Entries are named by opaque ids (``bshmd.review.ids``), never by paths. Actions call the same
-functions as ``bshmd quarantine`` (``bshmd.quarantine.store``), one at a time. A shoot is an
+functions as ``bshmd quarantine`` (``bshmd.quarantine.actions``), one at a time. A shoot is an
 entry's top-level folder inside its quarantine folder; counts of what is left are per shoot.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -34,7 +35,8 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from bshmd.config import Config
 from bshmd.errors import InputRejected
-from bshmd.quarantine import store as quarantine
+from bshmd.quarantine import actions
+from bshmd.quarantine.entries import QuarantineEntry, find_entry
 from bshmd.review import ids, page
 from bshmd.review.access import Access
 from bshmd.review.listing import Waiting, shoot_of
@@ -135,7 +137,7 @@ class ReviewApp:
 
     # --- the listing ---------------------------------------------------------------------
 
-    def _entries(self) -> list[quarantine.QuarantineEntry]:
+    def _entries(self) -> list[QuarantineEntry]:
         return self.waiting.current().entries
 
     def _state(self, start_response: StartResponse) -> Iterable[bytes]:
@@ -146,17 +148,17 @@ class ReviewApp:
 
     # --- pages ---------------------------------------------------------------------------
 
-    def _entry_json(self, entry: quarantine.QuarantineEntry) -> dict[str, Any]:
+    def _entry_json(self, entry: QuarantineEntry) -> dict[str, Any]:
         return {
             "id": ids.entry_id(self.config.folders, entry),
             "folder": self.waiting.index_of(entry),
             "shoot": shoot_of(entry),
-            "name": entry.path.relative_to(entry.folder.quarantine).as_posix(),
+            "name": entry.name,
             "reason": entry.reason,
-            "message": entry.record.get("message", ""),
-            "measured": entry.record.get("measured", {}),
-            "time": entry.record.get("time", ""),
-            "has_matte": entry.record.get("matte") is not None,
+            "message": entry.record.message,
+            "measured": entry.record.measured,
+            "time": entry.record.time,
+            "has_matte": entry.record.matte is not None,
         }
 
     def _page(self, environ: dict[str, Any], start_response: StartResponse, base: str) -> Iterable[bytes]:
@@ -194,19 +196,19 @@ class ReviewApp:
         body = page.render(rendered).encode("utf-8")
         return self._respond(start_response, 200, body, "text/html; charset=utf-8")
 
-    def _card(self, entry: quarantine.QuarantineEntry, index: int) -> page.Card:
+    def _card(self, entry: QuarantineEntry, index: int) -> page.Card:
         record = entry.record
         return page.Card(
             id=ids.entry_id(self.config.folders, entry),
-            name=entry.path.relative_to(entry.folder.quarantine).as_posix(),
+            name=entry.name,
             folder_label=str(self.config.folders[index].input),
             shoot=shoot_of(entry),
             reason=entry.reason,
-            message=str(record.get("message", "")),
-            measured=record.get("measured"),
-            time=str(record.get("time", "")),
-            has_matte=isinstance(record.get("matte"), str),
-            input_missing=bool(record.get("input_missing")),
+            message=record.message,
+            measured=record.measured,
+            time=record.time,
+            has_matte=record.matte is not None,
+            input_missing=record.input_missing,
         )
 
     def _static_file(self, start_response: StartResponse, name: str) -> Iterable[bytes]:
@@ -232,7 +234,7 @@ class ReviewApp:
         return self._respond(start_response, 200, thumbnail.data, thumbnail.content_type,
                              [("Cache-Control", "private, max-age=86400")])
 
-    def _entry_or_none(self, entry_id: str) -> quarantine.QuarantineEntry | None:
+    def _entry_or_none(self, entry_id: str) -> QuarantineEntry | None:
         try:
             return ids.resolve(self.config.folders, entry_id)
         except ids.BadEntryId:
@@ -243,7 +245,7 @@ class ReviewApp:
         if entry is None:
             return self._json(start_response, 404, {"error": "no such entry"})
         geometry = self.tiles.geometry(entry)
-        body: dict[str, Any] = {"id": entry_id, "name": entry.path.relative_to(entry.folder.quarantine).as_posix(),
+        body: dict[str, Any] = {"id": entry_id, "name": entry.name,
                                 "reason": entry.reason}
         body.update(geometry.as_json() if geometry else {"width": 0, "height": 0, "levels": 0,
                                                            "has_photo": False, "has_matte": False})
@@ -327,23 +329,19 @@ class ReviewApp:
                 return {"id": entry_id, "ok": False, "message": "not in quarantine any more, or not an entry"}
             name = entry.path.name
             thumbs_key = self.thumbnails.key(entry)
-            before = json.loads(json.dumps(entry.record, default=str))
+            before = copy.deepcopy(entry.record)
             matte_copy = self.undo_book.keep_matte(entry) if action in ("accept", "requeue") else None
-            done = Done(action, entry.folder, entry.relpath, before, None, matte_copy=matte_copy)
+            done = Done(action, entry.folder, entry.relpath, before, matte=matte_copy)
             try:
                 if action == "accept":
-                    written = quarantine.accept(entry, self.config, by=by)
-                    message = f"{name}: accepted; wrote {', '.join(p.name for p in written)}"
-                    done.outputs = written
-                    kept = entry.record.get("history", [{}])[-1].get("input")
-                    done.place = Path(kept) if isinstance(kept, str) else None
+                    accepted = actions.accept(entry, self.config, by=by)
+                    message = f"{name}: accepted; wrote {', '.join(p.name for p in accepted.outputs)}"
+                    done.outputs, done.place = accepted.outputs, accepted.input
                 elif action == "requeue":
-                    done.place = quarantine.requeue(entry, by=by)
+                    done.place = actions.requeue(entry, by=by)
                     message = f"{name}: back in the hot folder as {done.place.name}, to be processed again"
                 else:
-                    done.place = moved = quarantine.reject(entry, by=by)
-                    done.rejected_sidecars = [moved.with_name(moved.name + suffix)
-                                              for suffix in quarantine.SIDECAR_SUFFIXES]
+                    done.place = moved = actions.reject(entry, by=by)
                     message = f"{name}: rejected; kept in {moved.parent}"
             except (InputRejected, OSError, ValueError) as exc:
                 log.warning("review: %s of %s failed: %s", action, entry.path, exc)
@@ -363,7 +361,7 @@ class ReviewApp:
             except UndoRefused as exc:
                 log.warning("review: undo refused: %s", exc)
                 return {"id": token, "ok": False, "message": f"cannot undo: {exc}"}
-            entry = quarantine.find_entry(self.config.folders, restored)
+            entry = find_entry(self.config.folders, restored)
             return {"id": token, "ok": True, "entry": ids.entry_id(self.config.folders, entry),
                     "message": f"{restored.name}: back in quarantine"}
 

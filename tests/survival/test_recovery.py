@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from bshmd.config import parse_config
-from bshmd.outputs.render import output_paths, write_outputs
+from bshmd.outputs.files import output_paths, write_outputs
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
 from tests.ingest.helpers import folder_claims
