@@ -227,3 +227,28 @@ def test_cli_requeue_by_path(quarantined: entries.QuarantineEntry, config_file: 
     assert result.exit_code == 0, result.output
     assert (hot["in"] / "shoot" / "dancer.png").exists()
     assert os.listdir(hot["quarantine"] / "shoot") == []
+
+
+def test_records_written_by_earlier_versions_still_load_and_keep_their_keys(folder: FolderConfig,
+                                                                           hot: dict[str, Path]) -> None:
+    """An entry's .reason.json as an earlier version wrote it (no preview, no input_missing, a key
+    this version does not know): listed, acted on, and written back with nothing lost."""
+    (hot["quarantine"] / "old").mkdir()
+    (hot["quarantine"] / "old" / "a.jpg").write_bytes(b"not really a jpeg")
+    old = {"reason": "truncated", "message": "a.jpg: cut short", "measured": {"bytes": 17},
+           "time": "2024-05-01T10:00:00.000000Z", "version": "0.1.0", "instance": "old-host",
+           "relpath": "old/a.jpg", "status": "quarantined", "matte": None, "camera": "kept as it was",
+           "history": [{"time": "2024-05-01T10:00:00.000000Z", "action": "quarantined", "by": "old-host",
+                        "note": "a detail of its own"}]}
+    (hot["quarantine"] / "old" / "a.jpg.reason.json").write_text(json.dumps(old))
+    [entry] = entries.list_entries([folder])
+    assert entry.reason == "truncated" and entry.relpath == PurePosixPath("old/a.jpg")
+    assert entry.record.measured == {"bytes": 17} and entry.record.input_missing is False
+    assert entry.sidecar("matte") is None and entry.sidecar("preview") is None
+    assert entry.time.year == 2024
+    moved = actions.reject(entry, by="tester")
+    record = json.loads(moved.with_name("a.jpg.reason.json").read_text())
+    assert record["camera"] == "kept as it was" and record["status"] == "rejected"
+    assert record["history"][0] == old["history"][0] and record["history"][1]["action"] == "rejected"
+    assert {k: record[k] for k in ("reason", "message", "measured", "time", "relpath")} == {
+        k: old[k] for k in ("reason", "message", "measured", "time", "relpath")}
