@@ -104,7 +104,8 @@ def main() -> None:
     from bshmd.config import parse_config
     from bshmd.decode.image import decode_image
     from bshmd.engine import MattingEngine
-    from bshmd.outputs.render import output_paths, render_outputs, write_outputs
+    from bshmd.outputs.files import output_paths, write_outputs
+    from bshmd.outputs.render import render_outputs
     from bshmd.pipeline.pipeline import Pipeline
     from bshmd.records import FileKey, Job
     from bshmd.testing.device import DeviceTimeEngine

@@ -68,7 +68,8 @@ def output_paths(output_root: Path, relpath: PurePosixPath, outputs: OutputsConf
 def write_results(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *, output_root: Path,
                   relpath: PurePosixPath, mtime_ns: int, photo: Decoded | None = None,
                   notes: list[str] | None = None, proceed: Callable[[], bool] | None = None,
-                  before_rename: Callable[[], None] | None = None) -> dict[str, Path] | None:
+                  before_rename: Callable[[], None] | None = None,
+                  on_write_error: Callable[[OSError], None] | None = None) -> dict[str, Path] | None:
     """Render every format of ``outputs`` and write them; returns format → written path.
 
     ``rgb`` is the photo in sRGB as the network saw it and ``photo`` the decoded input
@@ -78,20 +79,25 @@ def write_results(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *,
     False (the caller gave up meanwhile): then nothing is written and None is returned.
     ``before_rename`` runs before each result's rename (the claim's fence). A symlinked
     folder on the way raises InputRejected("unsafe_output_path"): nothing is written
-    through it. Other OSErrors reach the caller, who knows whether they are the input's fault.
+    through it. An OSError while writing goes to ``on_write_error`` first, which may raise
+    what it means to its caller (the output folder is unwell, say); otherwise it is raised.
     """
     from bshmd.outputs.render import render_outputs
 
     paths = output_paths(output_root, relpath, outputs)
     blobs = render_outputs(rgb, alpha, outputs, photo=photo, notes=notes)
-    if proceed is not None and not proceed():
-        return None
     try:
+        if proceed is not None and not proceed():
+            return None
         write_outputs(paths, blobs, output_root=output_root, file_mode=outputs.file_mode, group=outputs.group,
                       mtime_ns=mtime_ns, before_rename=before_rename)
     except UnsafePathError as exc:
         # A symlinked folder in the output tree: not a bug of ours, so no traceback.
         raise InputRejected("unsafe_output_path", str(exc), {"output": str(paths[next(iter(paths))])}) from exc
+    except OSError as exc:
+        if on_write_error is not None:
+            on_write_error(exc)
+        raise
     return paths
 
 
