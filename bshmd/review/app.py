@@ -15,17 +15,16 @@ Routes, below wherever the app is mounted (``SCRIPT_NAME``, e.g. ``/review``)::
                                 {"action": "undo", "ids": [undo tokens the actions returned]}
 
 Entries are named by opaque ids (``bshmd.review.ids``), never by paths. Actions call the same
-functions as ``bshmd quarantine`` (``bshmd.quarantine.actions``), one at a time. A shoot is an
+functions as ``bshmd quarantine`` (``bshmd.quarantine.actions``), one at a time
+(``bshmd.review.actions``). A shoot is an
 entry's top-level folder inside its quarantine folder; counts of what is left are per shoot.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from importlib import resources
@@ -34,21 +33,18 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from bshmd.config import Config
-from bshmd.errors import InputRejected
-from bshmd.quarantine import actions
-from bshmd.quarantine.entries import QuarantineEntry, find_entry
+from bshmd.quarantine.entries import QuarantineEntry
 from bshmd.review import ids, page
 from bshmd.review.access import Access
+from bshmd.review.actions import ACTIONS, Desk
 from bshmd.review.listing import Waiting, shoot_of
 from bshmd.review.thumbnails import KINDS, ThumbnailCache
 from bshmd.review.tiles import TILE_KINDS, TileCache
-from bshmd.review.undo import Done, UndoBook, UndoRefused
 
 log = logging.getLogger("bshmd.review")
 
 PAGE_SIZE = 100
 MAX_BODY = 1 << 20
-ACTIONS = ("accept", "requeue", "reject")
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".svg": "image/svg+xml"}
 _SECURITY_HEADERS = [
@@ -87,10 +83,9 @@ class ReviewApp:
         self.access = Access(token if token is not None else config.http.token)
         self.thumbnails = ThumbnailCache(config)
         self.tiles = TileCache(config, self.thumbnails)
-        self.undo_book = UndoBook(config)
         self.waiting = Waiting(config.folders)
+        self.desk = Desk(config, self.thumbnails, self.tiles)
         self._static = _static_files()
-        self._action_lock = threading.Lock()  # one action at a time: two clicks never race on a file
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -296,9 +291,9 @@ class ReviewApp:
             return self._json(start_response, 400, {"error": f"expected {{'action': one of {list(ACTIONS)}, "
                                                              "'ids': [entry ids]}, or a 'filter' and 'count'"})
         if action == "undo":
-            results = [self.undo(token, by=by) for token in dict.fromkeys(entry_ids)]
+            results = [self.desk.undo(token, by=by) for token in dict.fromkeys(entry_ids)]
         else:
-            results = [self.act(action, entry_id, by=by) for entry_id in dict.fromkeys(entry_ids)]
+            results = [self.desk.act(action, entry_id, by=by) for entry_id in dict.fromkeys(entry_ids)]
         return self._json(start_response, 200, {"action": action, "results": results})
 
     def _bulk(self, start_response: StartResponse, action: str, wanted: dict[str, Any], count: object,
@@ -310,60 +305,14 @@ class ReviewApp:
                 or not (shoot is None or isinstance(shoot, str)):
             return self._json(start_response, 400, {"error": "a bulk action names a 'reason' (and optionally "
                                                              "'folder' and 'shoot') and the confirmed 'count'"})
-        with self._action_lock:
+        with self.desk.lock:
             chosen = self.waiting.matching(self.waiting.current().entries, folder, shoot, reason)
             if len(chosen) != count:
                 return self._json(start_response, 409, {"error": f"{len(chosen)} entries match now, not {count}: "
                                                                  "nothing was changed", "count": len(chosen)})
             chosen_ids = [ids.entry_id(self.config.folders, e) for e in chosen]
-        results = [self.act(action, entry_id, by=by) for entry_id in chosen_ids]
+        results = [self.desk.act(action, entry_id, by=by) for entry_id in chosen_ids]
         return self._json(start_response, 200, {"action": action, "results": results})
-
-    def act(self, action: str, entry_id: str, *, by: str = "review") -> dict[str, Any]:
-        """Apply one action to one entry; the result says what happened, for the page to show."""
-        with self._action_lock:
-            try:
-                entry = ids.resolve(self.config.folders, entry_id)
-            except ids.BadEntryId as exc:
-                log.info("review: %s of %s refused: %s", action, entry_id, exc)
-                return {"id": entry_id, "ok": False, "message": "not in quarantine any more, or not an entry"}
-            name = entry.path.name
-            thumbs_key = self.thumbnails.key(entry)
-            before = copy.deepcopy(entry.record)
-            matte_copy = self.undo_book.keep_matte(entry) if action in ("accept", "requeue") else None
-            done = Done(action, entry.folder, entry.relpath, before, matte=matte_copy)
-            try:
-                if action == "accept":
-                    accepted = actions.accept(entry, self.config, by=by)
-                    message = f"{name}: accepted; wrote {', '.join(p.name for p in accepted.outputs)}"
-                    done.outputs, done.place = accepted.outputs, accepted.input
-                elif action == "requeue":
-                    done.place = actions.requeue(entry, by=by)
-                    message = f"{name}: back in the hot folder as {done.place.name}, to be processed again"
-                else:
-                    done.place = moved = actions.reject(entry, by=by)
-                    message = f"{name}: rejected; kept in {moved.parent}"
-            except (InputRejected, OSError, ValueError) as exc:
-                log.warning("review: %s of %s failed: %s", action, entry.path, exc)
-                if matte_copy is not None:
-                    matte_copy.unlink(missing_ok=True)
-                return {"id": entry_id, "ok": False, "message": f"{name}: {action} failed: {exc}"}
-            self.thumbnails.forget(entry, thumbs_key)
-            self.tiles.forget(entry, thumbs_key)
-            log.info("review: %s %s (by %s)", action, entry.path, by)
-            return {"id": entry_id, "ok": True, "message": message, "undo": self.undo_book.record(done)}
-
-    def undo(self, token: str, *, by: str = "review") -> dict[str, Any]:
-        """Take back one earlier action of this page: the entry is in quarantine again."""
-        with self._action_lock:
-            try:
-                restored = self.undo_book.undo(token, by=by)
-            except UndoRefused as exc:
-                log.warning("review: undo refused: %s", exc)
-                return {"id": token, "ok": False, "message": f"cannot undo: {exc}"}
-            entry = find_entry(self.config.folders, restored)
-            return {"id": token, "ok": True, "entry": ids.entry_id(self.config.folders, entry),
-                    "message": f"{restored.name}: back in quarantine"}
 
     # --- responses -----------------------------------------------------------------------
 
