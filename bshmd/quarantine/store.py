@@ -75,9 +75,6 @@ def sidecar_taken(folder: Path):  # noqa: ANN202 - a predicate for free_name
     return lambda name: any((folder / (name + suffix)).exists() for suffix in SIDECAR_SUFFIXES)
 
 
-# --- quarantining ----------------------------------------------------------------------------
-
-
 def quarantine_input(folder: FolderConfig, source: Path, relpath: PurePosixPath, rejection: InputRejected, *,
                      instance_id: str, matte: np.ndarray | None = None,
                      expect: tuple[int, int] | None = None) -> Path:
