@@ -39,9 +39,10 @@ from bshmd.ingest.settle import SettleTracker
 from bshmd.ingest.sweep import sweep_leftovers
 from bshmd.ingest.watch import OverflowListener, start_observer, stop_observer
 from bshmd.ledger.claims import Claims, FolderClaims, LedgerClaim
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import NOT_FINISHED, RELEASED, SKIPPED, Outcome
 from bshmd.ledger.store import Ledger
-from bshmd.records import FileKey, Job
+from bshmd.pipeline.job import Job
 
 log = logging.getLogger("bshmd.ingest")
 

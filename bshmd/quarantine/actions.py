@@ -39,11 +39,11 @@ from bshmd.errors import InputRejected
 from bshmd.fs.atomic import atomic_write, ensure_root, free_name, open_parent, safe_move
 from bshmd.fs.leave import leave_input
 from bshmd.fs.sidecars import move_with_sidecar
+from bshmd.ledger.keys import FileKey
 from bshmd.quarantine.entries import QuarantineEntry, list_entries
 from bshmd.quarantine.marker import write_accept_marker
 from bshmd.quarantine.record import HISTORY_DIR, MATTE_SUFFIX, PREVIEW_SUFFIX, REASON_SUFFIX
 from bshmd.quarantine.store import sidecar_taken
-from bshmd.records import FileKey
 
 if TYPE_CHECKING:
     from bshmd.config import Config, FolderConfig

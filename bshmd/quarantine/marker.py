@@ -19,7 +19,7 @@ from bshmd.quarantine.record import encode_json, now
 
 if TYPE_CHECKING:
     from bshmd.config import FolderConfig
-    from bshmd.records import FileKey
+    from bshmd.ledger.keys import FileKey
 
 log = logging.getLogger("bshmd.quarantine")
 

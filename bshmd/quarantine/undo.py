@@ -83,9 +83,9 @@ def _undo_requeue(config: Config, done: Done, *, by: str) -> Path:
     """Take the requeued photo back, unless an instance has claimed it meanwhile: a claim in
     the job ledger, held while the photo moves, so no instance can start on it halfway."""
     from bshmd.ledger import open_ledger
+    from bshmd.ledger.keys import FileKey
     from bshmd.ledger.share import ensure_marker
     from bshmd.ledger.store import Taken
-    from bshmd.records import FileKey
 
     assert done.place is not None
     folder = done.folder

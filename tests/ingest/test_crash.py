@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bshmd.records import FileKey
+from bshmd.ledger.keys import FileKey
 from tests.ingest.helpers import folder_claims, output_matches, wait_until
 
 WORKER = Path(__file__).with_name("worker_proc.py")

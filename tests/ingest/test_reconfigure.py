@@ -11,7 +11,7 @@ import threading
 
 from bshmd.config import parse_config
 from bshmd.ingest import Ingestor
-from bshmd.records import Job
+from bshmd.pipeline.job import Job
 from tests.ingest.helpers import CopyConsumer, make_config, wait_until
 
 

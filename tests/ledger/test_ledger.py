@@ -8,10 +8,10 @@ import pytest
 
 from bshmd.errors import ClaimLost
 from bshmd.ledger.claims import Claims, FolderClaims
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import Outcome
 from bshmd.ledger.schema import LATEST, migrate
 from bshmd.ledger.store import Taken, Verdict
-from bshmd.records import FileKey
 
 KEY = FileKey("shoot/a.jpg", 100, 1_700_000_000_000_000_000)
 FOLDER = "f" * 32

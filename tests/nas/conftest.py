@@ -22,8 +22,9 @@ import pytest
 
 from bshmd.config import Config, parse_config
 from bshmd.ingest import Ingestor
+from bshmd.ledger.outcome import Outcome
+from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
-from bshmd.records import Job
 
 
 @contextlib.contextmanager
@@ -99,9 +100,9 @@ class HotFolder:
                 return True
         return False
 
-    def _done(self, job: Job, outcome: str) -> None:
+    def _done(self, job: Job, outcome: Outcome) -> None:
         with self._lock:
-            self.outcomes.append((job.key.relpath, outcome))
+            self.outcomes.append((job.key.relpath, str(outcome)))
 
     def of(self, relpath: str) -> list[str]:
         with self._lock:
