@@ -19,7 +19,8 @@ from bshmd.errors import InputRejected
 from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import QUARANTINED, Outcome
 from bshmd.pipeline.gate import check_matte
-from bshmd.quarantine import actions, entries, marker, store
+from bshmd.quarantine import actions, entries, marker
+from bshmd.quarantine.store import quarantine_input
 from tests.ingest.helpers import folder_claims
 
 
@@ -35,7 +36,7 @@ def quarantined(hot: dict[str, Path], folder: FolderConfig, studio_png: Path, st
     (hot["in"] / "shoot").mkdir()
     source = hot["in"] / "shoot" / "dancer.png"
     shutil.copy(studio_png, source)
-    store.quarantine_input(folder, source, PurePosixPath("shoot/dancer.png"), gate_rejection(studio_matte),
+    quarantine_input(folder, source, PurePosixPath("shoot/dancer.png"), gate_rejection(studio_matte),
                        instance_id="host-1", matte=studio_matte)
     [entry] = entries.list_entries([folder])
     return entry
@@ -64,7 +65,7 @@ def test_second_file_of_the_same_name_gets_its_own_entry(quarantined: entries.Qu
                                                           folder: FolderConfig) -> None:
     source = hot["in"] / "shoot" / "dancer.png"
     source.write_bytes(b"")
-    moved = store.quarantine_input(folder, source, PurePosixPath("shoot/dancer.png"),
+    moved = quarantine_input(folder, source, PurePosixPath("shoot/dancer.png"),
                                InputRejected("empty", "dancer.png: empty"), instance_id="host-1")
     assert moved.name == "dancer~1.png"
     assert json.loads(moved.with_name("dancer~1.png.reason.json").read_text())["reason"] == "empty"
@@ -73,7 +74,7 @@ def test_second_file_of_the_same_name_gets_its_own_entry(quarantined: entries.Qu
 
 
 def test_vanished_input_is_still_recorded(hot: dict[str, Path], folder: FolderConfig) -> None:
-    where = store.quarantine_input(folder, hot["in"] / "gone.jpg", PurePosixPath("gone.jpg"),
+    where = quarantine_input(folder, hot["in"] / "gone.jpg", PurePosixPath("gone.jpg"),
                                InputRejected("unreadable", "gone.jpg: vanished"), instance_id="h")
     record = json.loads(where.with_name("gone.jpg.reason.json").read_text())
     assert record["input_missing"] is True and record["reason"] == "unreadable"
@@ -138,7 +139,7 @@ def test_accept_writes_results_from_the_stored_matte(on_success: str, hot: dict[
     folder = config.folders[0]
     source = hot["in"] / "dancer.png"
     shutil.copy(studio_png, source)
-    store.quarantine_input(folder, source, PurePosixPath("dancer.png"), gate_rejection(studio_matte),
+    quarantine_input(folder, source, PurePosixPath("dancer.png"), gate_rejection(studio_matte),
                        instance_id="h", matte=studio_matte)
     [entry] = entries.list_entries(config.folders)
     written = actions.accept(entry, config, by="reviewer").outputs
@@ -158,7 +159,7 @@ def test_accept_writes_results_from_the_stored_matte(on_success: str, hot: dict[
 def test_accept_without_a_stored_matte_is_refused(hot: dict[str, Path], config: Config) -> None:
     source = hot["in"] / "x.jpg"
     source.write_bytes(b"")
-    store.quarantine_input(config.folders[0], source, PurePosixPath("x.jpg"), InputRejected("empty", "x.jpg: empty"),
+    quarantine_input(config.folders[0], source, PurePosixPath("x.jpg"), InputRejected("empty", "x.jpg: empty"),
                        instance_id="h")
     [entry] = entries.list_entries(config.folders)
     with pytest.raises(InputRejected) as caught:
