@@ -92,6 +92,9 @@ def _from_modelscope(model_cfg: ModelConfig, *, local_files_only: bool) -> Path:
     # single connection attempt inside our own limit (an operator's explicit values win).
     os.environ.setdefault("MODELSCOPE_API_CONNECT_TIMEOUT", str(max(1, math.ceil(limit / 3))))
     os.environ.setdefault("MODELSCOPE_API_TIMEOUT", str(max(1, math.ceil(limit))))
+    # Its own cache and a session file go under ~ unless told otherwise: keep them with the model.
+    os.environ.setdefault("MODELSCOPE_CACHE", str(model_cfg.cache_dir))
+    os.environ.setdefault("MODELSCOPE_CREDENTIALS_PATH", str(model_cfg.cache_dir / ".modelscope"))
     try:
         from modelscope.hub.snapshot_download import snapshot_download
     except ImportError as exc:

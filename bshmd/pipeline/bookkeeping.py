@@ -254,9 +254,9 @@ class Bookkeeping:
 
     def _close(self, job: Job, outcome: Outcome) -> None:
         """Count ``job`` as ended, tell ``on_done``, then free its slot and its pixels."""
+        tally = outcome.kind if outcome.kind in (QUARANTINED, RELEASED) else PROCESSED  # recovered: processed
         with self._lock:
-            self._ended[RELEASED if outcome.kind == RELEASED else QUARANTINED if outcome.kind == QUARANTINED
-                        else PROCESSED] += 1
+            self._ended[tally] += 1
             self._last_progress = self._clock()
         try:
             if self._on_done is not None:

@@ -18,6 +18,10 @@ from bshmd import __version__
 
 # /healthz fails when the main loop has not come round for this long.
 LOOP_STALL_SECONDS = 15.0
+# ... or when one inference call has run this long: a hung GPU call cannot be interrupted,
+# only restarted. Decoding and writing (a 61 MP photo's seconds) run beside the main loop and
+# the model sees at most model.max_side pixels, so no healthy batch comes near it.
+INFERENCE_STALL_SECONDS = 600.0
 # Below this much free space an output folder counts as full: a result may be larger.
 LOW_DISK_BYTES = 256 * 1024 * 1024
 
@@ -87,6 +91,10 @@ class ServiceState:
         stalled = now - self.last_loop
         if stalled > LOOP_STALL_SECONDS:
             return False, f"main loop unresponsive for {stalled:.0f} s"
+        health = self.pipeline()
+        started = getattr(health, "inference_started", None) if health is not None else None
+        if started is not None and now - started > INFERENCE_STALL_SECONDS:
+            return False, f"inference running for {now - started:.0f} s"
         return True, "alive"
 
     def readiness(self) -> tuple[bool, list[str]]:
@@ -103,6 +111,9 @@ class ServiceState:
                 reasons.append(f"folder unavailable: {path}")
             elif not state.get("watching", False):
                 reasons.append(f"folder not watched: {path}")
+        ledger = self._ledger()
+        if ledger and not ledger.get("reachable", True):
+            reasons.append(f"job ledger unreachable: {ledger.get('database')}")
         return not reasons, reasons
 
     def watchdog_verdict(self, wedge_seconds: float, now: float | None = None) -> tuple[bool, str]:
@@ -207,7 +218,7 @@ class ServiceCollector:
         from prometheus_client.core import GaugeMetricFamily
 
         ready, _ = self.state.readiness()
-        yield GaugeMetricFamily("bshmd_ready", "1 when the model is loaded and every folder is watched.",
+        yield GaugeMetricFamily("bshmd_ready", "1 when the model is loaded, every folder is watched and the ledger answers.",
                                 value=1 if ready else 0)
         yield GaugeMetricFamily("bshmd_uptime_seconds", "Seconds since the daemon started.",
                                 value=time.monotonic() - self.state.started_monotonic)

@@ -95,6 +95,17 @@ def test_healthz_follows_the_main_loop(server: HttpServer, state: ServiceState) 
     assert status == 503 and "unresponsive" in json.loads(body)["reason"]
 
 
+def test_healthz_fails_on_an_inference_call_that_never_returns(state: ServiceState) -> None:
+    started = [time.monotonic() - 120]  # two minutes into one batch: alive
+    state.pipeline_health = lambda: pipeline_health(inference_started=started[0])
+    for server in _serve(state):
+        state.loop_tick()
+        assert _get(server.url + "/healthz")[0] == 200
+        started[0] = time.monotonic() - 700
+        status, body = _get(server.url + "/healthz")
+        assert status == 503 and "inference running for" in json.loads(body)["reason"]
+
+
 def test_readyz_waits_for_the_model_and_every_watch(server: HttpServer, state: ServiceState) -> None:
     status, body = _get(server.url + "/readyz")
     assert status == 503 and json.loads(body)["reasons"] == ["model not loaded (starting)"]
@@ -105,6 +116,18 @@ def test_readyz_waits_for_the_model_and_every_watch(server: HttpServer, state: S
     next(iter(folders.values()))["available"] = False
     status, body = _get(server.url + "/readyz")
     assert status == 503 and json.loads(body)["reasons"][0].startswith("folder unavailable: ")
+
+
+def test_readyz_waits_for_the_ledger(server: HttpServer, state: ServiceState) -> None:
+    state.model_loaded = True
+    state.set_phase("running")
+    ledger = {"backend": "postgresql", "database": "postgresql://bshmd@db/bshmd", "reachable": True}
+    state.ledger_status = lambda: dict(ledger)
+    assert _get(server.url + "/readyz")[0] == 200
+    ledger["reachable"] = False  # as the renewer thread finds it
+    status, body = _get(server.url + "/readyz")
+    assert status == 503
+    assert json.loads(body)["reasons"] == ["job ledger unreachable: postgresql://bshmd@db/bshmd"]
 
 
 def test_status_reports_counts_and_folders(server: HttpServer, state: ServiceState) -> None:
