@@ -105,7 +105,8 @@ def main() -> None:
     from bshmd.decode.image import decode_image
     from bshmd.engine import MattingEngine
     from bshmd.ledger.keys import FileKey
-    from bshmd.outputs.render import output_paths, render_outputs, write_outputs
+    from bshmd.outputs.files import output_paths, write_outputs
+    from bshmd.outputs.render import render_outputs
     from bshmd.pipeline.job import Job
     from bshmd.pipeline.pipeline import Pipeline
     from bshmd.testing.device import DeviceTimeEngine

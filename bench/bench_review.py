@@ -46,7 +46,8 @@ from PIL import Image
 from bshmd.config import GateConfig, parse_config
 from bshmd.errors import InputRejected
 from bshmd.pipeline.gate import check_matte, measure_matte
-from bshmd.quarantine.store import list_entries, quarantine_input
+from bshmd.quarantine.entries import list_entries
+from bshmd.quarantine.store import quarantine_input
 from bshmd.review.thumbnails import _DONE, KINDS, ThumbnailCache
 
 REPO = Path(__file__).resolve().parents[1]

@@ -100,7 +100,8 @@ def child_naive(src: Path, dst: Path, model: Path) -> dict:
     from bshmd.decode.image import decode_image
     from bshmd.engine import MattingEngine
     from bshmd.engine.upsample import downscale, guided_upsample
-    from bshmd.outputs.render import output_paths, render_outputs, write_outputs
+    from bshmd.outputs.files import output_paths, write_outputs
+    from bshmd.outputs.render import render_outputs
 
     config = parse_config({"folders": [{"input": str(src), "output": str(dst), "quarantine": str(dst) + ".q"}],
                            "model": {"path": str(model)}}, base_dir=dst)

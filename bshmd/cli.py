@@ -154,7 +154,7 @@ def quarantine() -> None:
 @_config_option()
 def quarantine_list(config_file: Path | None) -> None:
     """Table of quarantined files with their reasons."""
-    from bshmd.pipeline.quarantine_cli import list_command
+    from bshmd.quarantine_cli import list_command
 
     list_command(_load(config_file))
 
@@ -168,7 +168,7 @@ def quarantine_list(config_file: Path | None) -> None:
 def quarantine_requeue(paths: tuple[Path, ...], all_entries: bool, reason: str | None, accept: bool,
                        config_file: Path | None) -> None:
     """Move quarantined files back into their input folder."""
-    from bshmd.pipeline.quarantine_cli import requeue_command
+    from bshmd.quarantine_cli import requeue_command
 
     if not paths and not all_entries:
         raise click.UsageError("name quarantined files, or pass --all")
@@ -181,7 +181,7 @@ def quarantine_requeue(paths: tuple[Path, ...], all_entries: bool, reason: str |
 @_config_option()
 def quarantine_purge(older_than_days: float, config_file: Path | None) -> None:
     """Delete old quarantine entries for good."""
-    from bshmd.pipeline.quarantine_cli import purge_command
+    from bshmd.quarantine_cli import purge_command
 
     purge_command(_load(config_file), older_than_days)
 

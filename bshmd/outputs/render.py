@@ -1,23 +1,12 @@
-"""The result files for one input: their names, their encoded bytes, and writing them all-or-nothing.
-
-Names keep the input's own name, extension included, and add a suffix per format, so two
-inputs ``a.jpg`` and ``a.png`` in one folder never collide::
-
-    <output>/<rel folder>/a.jpg.cutout.png     RGBA PNG: the photo with the matte as alpha
-    <output>/<rel folder>/a.jpg.alpha.png      8-bit grey PNG: the matte alone
-    <output>/<rel folder>/a.jpg.composite.jpg  the person on outputs.background(_image)
-                                               (".composite.png" with composite_format: png)
-    <output>/<rel folder>/a.jpg.cutout.webp    RGBA WebP (lossless at webp_quality: 100)
-    <output>/<rel folder>/a.jpg.cutout.tif     RGBA TIFF, unassociated alpha (bshmd.outputs.tiff)
-    <output>/<rel folder>/a.jpg.psd            the photo as a layer, the matte its mask (bshmd.outputs.psd)
-    <output>/<rel folder>/a.jpg.cutout.avif    RGBA AVIF at avif_quality
+"""The encoded bytes of every result format for one input, from its photo and its matte.
 
 Every result has the input's full resolution, unless ``outputs.layout`` places the subject on
 a canvas. ``feather_px`` softens the matte, ``edges`` decontaminates the subject's soft edges
 (bshmd.outputs.edges) and ``layout`` trims and places it (bshmd.outputs.layout), once,
 before any format is rendered, so all formats of one input agree. Colour profile and metadata
 come from the decoded photo (bshmd.outputs.colour, bshmd.outputs.metadata); ``bit_depth: keep``
-makes the cutout PNG and the TIFF 16-bit for 16-bit inputs kept at their own framing.
+makes the cutout PNG and the TIFF 16-bit for 16-bit inputs kept at their own framing. The
+results' names and how they are written are bshmd.outputs.files.
 """
 
 from __future__ import annotations
@@ -27,13 +16,9 @@ import io
 import logging
 import math
 import os
-import stat
-from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bshmd.errors import ClaimLost
-from bshmd.fs.atomic import atomic_write
 from bshmd.outputs.edges import clean_edges
 from bshmd.outputs.jpeg import BackgroundPixels, encode_jpeg
 from bshmd.outputs.layout import apply_layout
@@ -45,33 +30,6 @@ if TYPE_CHECKING:
     from bshmd.decode.record import Decoded, PhotoMeta
 
 log = logging.getLogger("bshmd.outputs")
-
-# format → suffix appended to the input's file name ("composite" depends on composite_format).
-OUTPUT_SUFFIXES: dict[str, str] = {
-    "cutout": ".cutout.png",
-    "alpha": ".alpha.png",
-    "composite": ".composite.jpg",
-    "webp": ".cutout.webp",
-    "tiff": ".cutout.tif",
-    "psd": ".psd",
-    "avif": ".cutout.avif",
-}
-_COMPOSITE_SUFFIX = {"jpeg": ".composite.jpg", "png": ".composite.png"}
-
-
-def output_suffix(fmt: str, outputs: OutputsConfig) -> str:
-    if fmt == "composite":
-        return _COMPOSITE_SUFFIX[outputs.composite_format]
-    return OUTPUT_SUFFIXES[fmt]
-
-
-def output_paths(output_root: Path, relpath: PurePosixPath, outputs: OutputsConfig) -> dict[str, Path]:
-    """format → final path of that result for the input at ``relpath`` (relative to its input root)."""
-    relpath = PurePosixPath(relpath)
-    if relpath.is_absolute() or ".." in relpath.parts or not relpath.name:
-        raise ValueError(f"{relpath}: expected a relative path inside the input folder")
-    folder = Path(output_root).joinpath(*relpath.parent.parts)
-    return {fmt: folder / (relpath.name + output_suffix(fmt, outputs)) for fmt in outputs.formats}
 
 
 def _background_rgb(colour: str) -> tuple[int, int, int]:
@@ -346,52 +304,3 @@ def render_outputs(rgb: np.ndarray, alpha: np.ndarray, outputs: OutputsConfig, *
             raise ValueError(f"unknown output format {fmt!r}")
         blobs[fmt] = buffer.getvalue()
     return blobs
-
-
-def write_outputs(paths: dict[str, Path], blobs: dict[str, bytes], *, output_root: Path, file_mode: int,
-                  group: str | None, mtime_ns: int | None = None,
-                  before_rename: Callable[[], None] | None = None) -> None:
-    """Write every result atomically; if one fails, remove those this call already wrote.
-
-    Either all formats of an input appear under their final names or none does (a crash
-    between two renames can leave the first ones; the next run rewrites them). ``mtime_ns``
-    (the input's mtime) stamps each result, see ``outputs_written_for``. ``before_rename``
-    (the claim's fence) runs before each rename; when it raises ClaimLost the results already
-    renamed stay: another holder now owns those names and may have written them itself.
-    """
-    if set(paths) != set(blobs):
-        raise ValueError(f"paths {sorted(paths)} and blobs {sorted(blobs)} name different formats")
-    written: list[Path] = []
-    try:
-        for fmt, path in paths.items():
-            atomic_write(path, blobs[fmt], root=output_root, mode=file_mode, group=group, mtime_ns=mtime_ns,
-                         before_rename=before_rename)
-            written.append(path)
-    except ClaimLost:
-        raise
-    except BaseException as exc:
-        for path in written:
-            try:
-                path.unlink()
-            except OSError as cleanup_error:
-                log.error("could not remove %s after a failed write: %s", path, cleanup_error)
-        log.error("writing results failed (%s); removed %d already written", exc, len(written))
-        raise
-
-
-def outputs_written_for(paths: dict[str, Path], mtime_ns: int) -> bool:
-    """True when every result exists as a regular file stamped with the input's ``mtime_ns``.
-
-    Results carry their input's mtime (set before their atomic rename), so after a crash
-    between writing the results and completing the claim, the next holder can tell "these
-    are the results of exactly this version of the input" and complete the claim instead of
-    doing the work again. A result from an older version of the input has another mtime.
-    """
-    for path in paths.values():
-        try:
-            st = os.stat(path, follow_symlinks=False)
-        except OSError:
-            return False
-        if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns != mtime_ns:
-            return False
-    return True

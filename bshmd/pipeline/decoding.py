@@ -9,7 +9,6 @@ already done by an earlier holder goes straight to the finish step.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import queue
 from collections.abc import Callable
@@ -70,7 +69,7 @@ class Decoding:
 
     def decode(self, job: Job, runner: TimedRunner) -> Work:
         from bshmd.pipeline.gate import check_input
-        from bshmd.quarantine.store import consume_accept
+        from bshmd.quarantine.marker import consume_accept
 
         ctx = self._ctx
         config = ctx.config()
@@ -125,9 +124,8 @@ class Decoding:
     def _decode_photo(self, path: Path, max_pixels: int, max_file_bytes: int, keep_16bit: bool) -> tuple[Any, Any]:
         """(the Decoded photo, its pixels in sRGB for the network); runs on a timed worker."""
         from bshmd.decode.image import decode_photo
-        from bshmd.decode.meta import meta_from_blocks
         from bshmd.decode.record import Decoded
-        from bshmd.decode.sidecar import read_sidecar_xmp
+        from bshmd.decode.sidecar import with_sidecar_xmp
         from bshmd.outputs.colour import to_srgb
 
         if self._decoder is None:
@@ -136,17 +134,14 @@ class Decoding:
             photo = self._decoder(path, max_pixels=max_pixels, max_file_bytes=max_file_bytes)
             if not isinstance(photo, Decoded):
                 photo = Decoded(photo)
-        sidecar = read_sidecar_xmp(path)
-        if sidecar is not None:
-            # The sidecar is what a raw developer or DAM last wrote: it wins over the embedded
-            # XMP, cleaned by the same checks (meta_from_blocks) as an embedded packet.
-            photo = dataclasses.replace(photo, meta=photo.meta.with_xmp(meta_from_blocks(xmp=sidecar).xmp))
+        # The sidecar's XMP wins over the embedded one, as it does when a quarantined photo is accepted.
+        photo = with_sidecar_xmp(photo, path)
         return photo, to_srgb(photo.rgb, photo.meta.icc)
 
 
 def results_exist(work: Work) -> bool:
     """True (and ``work.outputs`` set) when all of the job's results exist, stamped with its mtime."""
-    from bshmd.outputs.render import output_paths, outputs_written_for
+    from bshmd.outputs.files import output_paths, outputs_written_for
 
     job = work.job
     try:

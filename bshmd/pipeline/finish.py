@@ -22,10 +22,9 @@ from typing import Any
 
 from bshmd.decode.sidecar import sidecar_of
 from bshmd.errors import ClaimLost, InputRejected
-from bshmd.fs.move import SourceChanged, remove_unchanged
+from bshmd.fs.move import SourceChanged
 from bshmd.ledger.outcome import NOT_FINISHED, PROCESSED, QUARANTINED, RECOVERED, Outcome
 from bshmd.pipeline.job import Work
-from bshmd.pipeline.sidecars import move_with_sidecar
 from bshmd.pipeline.stage import STOP, StageContext, internal_error, settle_seconds
 from bshmd.timed import CallTimeout, TimedRunner
 
@@ -148,35 +147,38 @@ class Finishing:
         ctx.books.complete(work, Outcome(PROCESSED))
 
     def write_results(self, work: Work) -> None:
-        """Runs on a timed worker: gate the matte, write the results, then on_success."""
-        from bshmd.fs.atomic import UnsafePathError
-        from bshmd.outputs.render import output_paths, render_outputs, write_outputs
+        """Runs on a timed worker: gate the matte, write the results, then on_success.
+
+        The results are written by bshmd.outputs.files.write_results, the one function every
+        result comes from (accepting a quarantined photo calls it too).
+        """
+        from bshmd.outputs.files import write_results
         from bshmd.pipeline.gate import check_matte
 
         config, folder, job = work.config, work.folder, work.job
         self._full_size_matte(work)
         if not work.accepted:
             check_matte(work.alpha, config.gate_for(folder))
-        outputs_cfg = config.outputs_for(folder)
-        paths = output_paths(folder.output, job.relpath, outputs_cfg)
-        blobs = render_outputs(work.rgb, work.alpha, outputs_cfg, photo=work.photo, notes=work.notes)
-        if work.cancelled:
-            return
-        try:
+        claim = job.claim
+
+        def proceed() -> bool:
+            if work.cancelled:
+                return False
             # Fencing: write only while the claim is still ours (raises ClaimLost).
-            if job.claim is not None:
-                job.claim.verify()
-            write_outputs(paths, blobs, output_root=folder.output, file_mode=outputs_cfg.file_mode,
-                          group=outputs_cfg.group, mtime_ns=job.key.mtime_ns,
-                          before_rename=job.claim.fence if job.claim is not None else None)
-        except UnsafePathError as exc:
-            # A symlinked folder in the output tree: nothing is written through it. Not a bug
-            # of ours, so no traceback; the input waits in quarantine until someone looks.
-            raise InputRejected("unsafe_output_path", str(exc), {"output": str(paths[next(iter(paths))])}) from exc
-        except OSError as exc:
+            if claim is not None:
+                claim.verify()
+            return True
+
+        def output_side(exc: OSError) -> None:
             if exc.errno in _DISK_FULL or exc.errno in _OUTPUT_UNAVAILABLE:
                 raise _OutputUnwritable(exc) from exc
-            raise
+
+        paths = write_results(work.rgb, work.alpha, config.outputs_for(folder), output_root=folder.output,
+                              relpath=job.relpath, mtime_ns=job.key.mtime_ns, photo=work.photo, notes=work.notes,
+                              proceed=proceed, before_rename=claim.fence if claim is not None else None,
+                              on_write_error=output_side)
+        if paths is None:
+            return
         work.outputs = dict(paths)
         if work.cancelled:
             return
@@ -236,22 +238,17 @@ class Finishing:
 
 
 def after_success(work: Work) -> None:
-    """outputs.on_success for an input whose results are written."""
-    from bshmd.fs.atomic import safe_move
+    """outputs.on_success for an input whose results are written (bshmd.fs.leave, as accept does)."""
+    from bshmd.fs.leave import leave_input
 
     config, folder, job = work.config, work.folder, work.job
     action = config.on_success_for(folder)
-    expect = (job.key.size, job.key.mtime_ns)
     try:
-        if action == "move":
-            # Created on demand, but only beside an existing parent: a missing share must
-            # not turn into a folder on the local disk.
-            folder.done_dir.mkdir(exist_ok=True)
-            xmp = sidecar_of(job.path)
-            job.moved_to = safe_move(job.path, folder.done_dir / job.relpath, root=folder.done_dir, expect=expect)
-            move_with_sidecar(job.path, job.moved_to, xmp, root=folder.done_dir)
-        elif action == "delete":
-            remove_unchanged(job.path, expect)
+        moved = leave_input(job.path, action, relpath=job.relpath, done_dir=folder.done_dir,
+                            expect=(job.key.size, job.key.mtime_ns),
+                            sidecar=sidecar_of(job.path) if action == "move" else None)
+        if moved is not None:
+            job.moved_to = moved
     except FileNotFoundError:
         pass  # gone already: nothing to move or delete
     except SourceChanged as exc:

@@ -15,7 +15,8 @@ Routes, below wherever the app is mounted (``SCRIPT_NAME``, e.g. ``/review``)::
                                 {"action": "undo", "ids": [undo tokens the actions returned]}
 
 Entries are named by opaque ids (``bshmd.review.ids``), never by paths. Actions call the same
-functions as ``bshmd quarantine`` (``bshmd.quarantine.store``), one at a time. A shoot is an
+functions as ``bshmd quarantine`` (``bshmd.quarantine.actions``), one at a time
+(``bshmd.review.actions``). A shoot is an
 entry's top-level folder inside its quarantine folder; counts of what is left are per shoot.
 """
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from importlib import resources
@@ -33,20 +33,18 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from bshmd.config import Config
-from bshmd.errors import InputRejected
-from bshmd.quarantine import store as quarantine
+from bshmd.quarantine.entries import QuarantineEntry
 from bshmd.review import ids, page
 from bshmd.review.access import Access
+from bshmd.review.actions import ACTIONS, Desk
 from bshmd.review.listing import Waiting, shoot_of
 from bshmd.review.thumbnails import KINDS, ThumbnailCache
 from bshmd.review.tiles import TILE_KINDS, TileCache
-from bshmd.review.undo import Done, UndoBook, UndoRefused
 
 log = logging.getLogger("bshmd.review")
 
 PAGE_SIZE = 100
 MAX_BODY = 1 << 20
-ACTIONS = ("accept", "requeue", "reject")
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".svg": "image/svg+xml"}
 _SECURITY_HEADERS = [
@@ -85,10 +83,9 @@ class ReviewApp:
         self.access = Access(token if token is not None else config.http.token)
         self.thumbnails = ThumbnailCache(config)
         self.tiles = TileCache(config, self.thumbnails)
-        self.undo_book = UndoBook(config)
         self.waiting = Waiting(config.folders)
+        self.desk = Desk(config, self.thumbnails, self.tiles)
         self._static = _static_files()
-        self._action_lock = threading.Lock()  # one action at a time: two clicks never race on a file
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -135,7 +132,7 @@ class ReviewApp:
 
     # --- the listing ---------------------------------------------------------------------
 
-    def _entries(self) -> list[quarantine.QuarantineEntry]:
+    def _entries(self) -> list[QuarantineEntry]:
         return self.waiting.current().entries
 
     def _state(self, start_response: StartResponse) -> Iterable[bytes]:
@@ -146,17 +143,17 @@ class ReviewApp:
 
     # --- pages ---------------------------------------------------------------------------
 
-    def _entry_json(self, entry: quarantine.QuarantineEntry) -> dict[str, Any]:
+    def _entry_json(self, entry: QuarantineEntry) -> dict[str, Any]:
         return {
             "id": ids.entry_id(self.config.folders, entry),
             "folder": self.waiting.index_of(entry),
             "shoot": shoot_of(entry),
-            "name": entry.path.relative_to(entry.folder.quarantine).as_posix(),
+            "name": entry.name,
             "reason": entry.reason,
-            "message": entry.record.get("message", ""),
-            "measured": entry.record.get("measured", {}),
-            "time": entry.record.get("time", ""),
-            "has_matte": entry.record.get("matte") is not None,
+            "message": entry.record.message,
+            "measured": entry.record.measured,
+            "time": entry.record.time,
+            "has_matte": entry.record.matte is not None,
         }
 
     def _page(self, environ: dict[str, Any], start_response: StartResponse, base: str) -> Iterable[bytes]:
@@ -194,19 +191,19 @@ class ReviewApp:
         body = page.render(rendered).encode("utf-8")
         return self._respond(start_response, 200, body, "text/html; charset=utf-8")
 
-    def _card(self, entry: quarantine.QuarantineEntry, index: int) -> page.Card:
+    def _card(self, entry: QuarantineEntry, index: int) -> page.Card:
         record = entry.record
         return page.Card(
             id=ids.entry_id(self.config.folders, entry),
-            name=entry.path.relative_to(entry.folder.quarantine).as_posix(),
+            name=entry.name,
             folder_label=str(self.config.folders[index].input),
             shoot=shoot_of(entry),
             reason=entry.reason,
-            message=str(record.get("message", "")),
-            measured=record.get("measured"),
-            time=str(record.get("time", "")),
-            has_matte=isinstance(record.get("matte"), str),
-            input_missing=bool(record.get("input_missing")),
+            message=record.message,
+            measured=record.measured,
+            time=record.time,
+            has_matte=record.matte is not None,
+            input_missing=record.input_missing,
         )
 
     def _static_file(self, start_response: StartResponse, name: str) -> Iterable[bytes]:
@@ -232,7 +229,7 @@ class ReviewApp:
         return self._respond(start_response, 200, thumbnail.data, thumbnail.content_type,
                              [("Cache-Control", "private, max-age=86400")])
 
-    def _entry_or_none(self, entry_id: str) -> quarantine.QuarantineEntry | None:
+    def _entry_or_none(self, entry_id: str) -> QuarantineEntry | None:
         try:
             return ids.resolve(self.config.folders, entry_id)
         except ids.BadEntryId:
@@ -243,7 +240,7 @@ class ReviewApp:
         if entry is None:
             return self._json(start_response, 404, {"error": "no such entry"})
         geometry = self.tiles.geometry(entry)
-        body: dict[str, Any] = {"id": entry_id, "name": entry.path.relative_to(entry.folder.quarantine).as_posix(),
+        body: dict[str, Any] = {"id": entry_id, "name": entry.name,
                                 "reason": entry.reason}
         body.update(geometry.as_json() if geometry else {"width": 0, "height": 0, "levels": 0,
                                                            "has_photo": False, "has_matte": False})
@@ -294,9 +291,9 @@ class ReviewApp:
             return self._json(start_response, 400, {"error": f"expected {{'action': one of {list(ACTIONS)}, "
                                                              "'ids': [entry ids]}, or a 'filter' and 'count'"})
         if action == "undo":
-            results = [self.undo(token, by=by) for token in dict.fromkeys(entry_ids)]
+            results = [self.desk.undo(token, by=by) for token in dict.fromkeys(entry_ids)]
         else:
-            results = [self.act(action, entry_id, by=by) for entry_id in dict.fromkeys(entry_ids)]
+            results = [self.desk.act(action, entry_id, by=by) for entry_id in dict.fromkeys(entry_ids)]
         return self._json(start_response, 200, {"action": action, "results": results})
 
     def _bulk(self, start_response: StartResponse, action: str, wanted: dict[str, Any], count: object,
@@ -308,64 +305,14 @@ class ReviewApp:
                 or not (shoot is None or isinstance(shoot, str)):
             return self._json(start_response, 400, {"error": "a bulk action names a 'reason' (and optionally "
                                                              "'folder' and 'shoot') and the confirmed 'count'"})
-        with self._action_lock:
+        with self.desk.lock:
             chosen = self.waiting.matching(self.waiting.current().entries, folder, shoot, reason)
             if len(chosen) != count:
                 return self._json(start_response, 409, {"error": f"{len(chosen)} entries match now, not {count}: "
                                                                  "nothing was changed", "count": len(chosen)})
             chosen_ids = [ids.entry_id(self.config.folders, e) for e in chosen]
-        results = [self.act(action, entry_id, by=by) for entry_id in chosen_ids]
+        results = [self.desk.act(action, entry_id, by=by) for entry_id in chosen_ids]
         return self._json(start_response, 200, {"action": action, "results": results})
-
-    def act(self, action: str, entry_id: str, *, by: str = "review") -> dict[str, Any]:
-        """Apply one action to one entry; the result says what happened, for the page to show."""
-        with self._action_lock:
-            try:
-                entry = ids.resolve(self.config.folders, entry_id)
-            except ids.BadEntryId as exc:
-                log.info("review: %s of %s refused: %s", action, entry_id, exc)
-                return {"id": entry_id, "ok": False, "message": "not in quarantine any more, or not an entry"}
-            name = entry.path.name
-            thumbs_key = self.thumbnails.key(entry)
-            before = json.loads(json.dumps(entry.record, default=str))
-            matte_copy = self.undo_book.keep_matte(entry) if action in ("accept", "requeue") else None
-            done = Done(action, entry.folder, entry.relpath, before, None, matte_copy=matte_copy)
-            try:
-                if action == "accept":
-                    written = quarantine.accept(entry, self.config, by=by)
-                    message = f"{name}: accepted; wrote {', '.join(p.name for p in written)}"
-                    done.outputs = written
-                    kept = entry.record.get("history", [{}])[-1].get("input")
-                    done.place = Path(kept) if isinstance(kept, str) else None
-                elif action == "requeue":
-                    done.place = quarantine.requeue(entry, by=by)
-                    message = f"{name}: back in the hot folder as {done.place.name}, to be processed again"
-                else:
-                    done.place = moved = quarantine.reject(entry, by=by)
-                    done.rejected_sidecars = [moved.with_name(moved.name + suffix)
-                                              for suffix in quarantine.SIDECAR_SUFFIXES]
-                    message = f"{name}: rejected; kept in {moved.parent}"
-            except (InputRejected, OSError, ValueError) as exc:
-                log.warning("review: %s of %s failed: %s", action, entry.path, exc)
-                if matte_copy is not None:
-                    matte_copy.unlink(missing_ok=True)
-                return {"id": entry_id, "ok": False, "message": f"{name}: {action} failed: {exc}"}
-            self.thumbnails.forget(entry, thumbs_key)
-            self.tiles.forget(entry, thumbs_key)
-            log.info("review: %s %s (by %s)", action, entry.path, by)
-            return {"id": entry_id, "ok": True, "message": message, "undo": self.undo_book.record(done)}
-
-    def undo(self, token: str, *, by: str = "review") -> dict[str, Any]:
-        """Take back one earlier action of this page: the entry is in quarantine again."""
-        with self._action_lock:
-            try:
-                restored = self.undo_book.undo(token, by=by)
-            except UndoRefused as exc:
-                log.warning("review: undo refused: %s", exc)
-                return {"id": token, "ok": False, "message": f"cannot undo: {exc}"}
-            entry = quarantine.find_entry(self.config.folders, restored)
-            return {"id": token, "ok": True, "entry": ids.entry_id(self.config.folders, entry),
-                    "message": f"{restored.name}: back in quarantine"}
 
     # --- responses -----------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from bshmd.errors import InputRejected
 from bshmd.fs.paths import is_within
-from bshmd.quarantine import store as quarantine
+from bshmd.quarantine.entries import QuarantineEntry, find_entry
 
 if TYPE_CHECKING:
     from bshmd.config import FolderConfig
@@ -31,10 +31,9 @@ class BadEntryId(ValueError):
     """The id is malformed, points outside a quarantine root, or names no waiting entry."""
 
 
-def entry_id(folders: Sequence[FolderConfig], entry: quarantine.QuarantineEntry) -> str:
+def entry_id(folders: Sequence[FolderConfig], entry: QuarantineEntry) -> str:
     index = next(i for i, f in enumerate(folders) if f.quarantine == entry.folder.quarantine)
-    rel = entry.path.relative_to(entry.folder.quarantine).as_posix()
-    token = base64.urlsafe_b64encode(os.fsencode(rel)).decode("ascii").rstrip("=")
+    token = base64.urlsafe_b64encode(os.fsencode(entry.name)).decode("ascii").rstrip("=")
     return f"{index}-{token}"
 
 
@@ -60,7 +59,7 @@ def decode_id(folders: Sequence[FolderConfig], value: str) -> tuple[int, PurePos
     return index, rel
 
 
-def resolve(folders: Sequence[FolderConfig], value: str) -> quarantine.QuarantineEntry:
+def resolve(folders: Sequence[FolderConfig], value: str) -> QuarantineEntry:
     """The waiting entry an id names; BadEntryId for anything else."""
     index, rel = decode_id(folders, value)
     folder = folders[index]
@@ -69,7 +68,7 @@ def resolve(folders: Sequence[FolderConfig], value: str) -> quarantine.Quarantin
     if not is_within(path.parent, folder.quarantine) or path.is_symlink():
         raise BadEntryId("a link leaves the quarantine folder")
     try:
-        entry = quarantine.find_entry([folder], path)
+        entry = find_entry([folder], path)
     except InputRejected as exc:
         raise BadEntryId(exc.message) from exc
     for sidecar in (entry.reason_file, entry.sidecar("matte"), entry.sidecar("preview")):

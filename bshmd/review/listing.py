@@ -4,7 +4,7 @@
 by every open page, so it reads the records again only when something changed: each call
 walks the quarantine folders with one stat per ``.reason.json`` (a few milliseconds for a
 thousand entries), and only a different walk reads the records, through the quarantine
-module's own ``list_entries``. Every change that matters adds, removes or rewrites a record:
+module's own ``list_entries``, over the same walk (``reason_files``). Every change that matters adds, removes or rewrites a record:
 a new entry, an action here or elsewhere (the CLI, another browser, another host).
 
 A shoot is an entry's top-level folder inside its quarantine folder.
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bshmd.quarantine import store as quarantine
+from bshmd.quarantine.entries import QuarantineEntry, list_entries, reason_files
 
 if TYPE_CHECKING:
     from bshmd.config import FolderConfig
@@ -33,11 +33,11 @@ class Listing:
     """The waiting entries at one moment, with the version the page compares to see a change."""
 
     version: str
-    entries: list[quarantine.QuarantineEntry]  # newest first
+    entries: list[QuarantineEntry]  # newest first
     left: list[tuple[int, str, int]]  # (folder index, shoot, entries waiting), by folder then shoot
 
 
-def shoot_of(entry: quarantine.QuarantineEntry) -> str:
+def shoot_of(entry: QuarantineEntry) -> str:
     parts = entry.path.relative_to(entry.folder.quarantine).parts
     return parts[0] if len(parts) > 1 else NO_SHOOT
 
@@ -57,7 +57,7 @@ class Waiting:
         with self._lock:
             if self._listing is not None and self._listing.version == version:
                 return self._listing
-        entries = quarantine.list_entries(self.folders)
+        entries = list_entries(self.folders)
         counts = Counter((self.index_of(e), shoot_of(e)) for e in entries)
         listing = Listing(version, entries, sorted((i, shoot, n) for (i, shoot), n in counts.items()))
         with self._lock:
@@ -65,11 +65,11 @@ class Waiting:
             self._listing = listing
         return listing
 
-    def index_of(self, entry: quarantine.QuarantineEntry) -> int:
+    def index_of(self, entry: QuarantineEntry) -> int:
         return self._index[entry.folder.quarantine]
 
-    def matching(self, entries: list[quarantine.QuarantineEntry], folder: int | None, shoot: str | None,
-                 reason: str | None) -> list[quarantine.QuarantineEntry]:
+    def matching(self, entries: list[QuarantineEntry], folder: int | None, shoot: str | None,
+                 reason: str | None) -> list[QuarantineEntry]:
         """The entries of one folder, shoot and reason (None: any)."""
         return [e for e in entries
                 if (folder is None or self.index_of(e) == folder)
@@ -83,14 +83,6 @@ class Waiting:
         digest = hashlib.sha256()
         for folder in self.folders:
             digest.update(os.fsencode(folder.quarantine) + b"\0")
-            for dirpath, dirnames, filenames in os.walk(folder.quarantine):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                digest.update(os.fsencode(dirpath) + b"\0")
-                for name in sorted(filenames):
-                    if name.endswith(quarantine.REASON_SUFFIX):
-                        try:
-                            info = os.stat(os.path.join(dirpath, name))
-                        except OSError:
-                            continue
-                        digest.update(os.fsencode(name) + f"\0{info.st_size}:{info.st_mtime_ns}\0".encode())
+            for path, info in reason_files(folder.quarantine):
+                digest.update(os.fsencode(path) + f"\0{info.st_size}:{info.st_mtime_ns}\0".encode())
         return digest.hexdigest()[:16]

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from bshmd.config import Config
-    from bshmd.quarantine.store import QuarantineEntry
+    from bshmd.quarantine.entries import QuarantineEntry
 
 T = TypeVar("T")
 log = logging.getLogger("bshmd.review")

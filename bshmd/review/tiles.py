@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from bshmd.config import Config
-    from bshmd.quarantine.store import QuarantineEntry
+    from bshmd.quarantine.entries import QuarantineEntry
     from bshmd.review.thumbnails import ThumbnailCache
 
 log = logging.getLogger("bshmd.review")

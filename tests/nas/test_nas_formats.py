@@ -142,7 +142,9 @@ def test_a_picture_with_an_extension_not_processed_gets_one_info_line(local, eng
 
 def test_the_sidecar_goes_back_on_requeue_and_along_on_reject(local):
     from bshmd.errors import InputRejected
-    from bshmd.quarantine.store import find_entry, quarantine_input, reject, requeue
+    from bshmd.quarantine.actions import reject, requeue
+    from bshmd.quarantine.entries import find_entry
+    from bshmd.quarantine.store import quarantine_input
 
     config = nas_config(local)
     folder = config.folders[0]

@@ -48,7 +48,7 @@ def test_bit_depth_keep_gives_16_bit_tiff_and_png_with_the_inputs_own_values(tmp
     import cv2
     import tifffile
 
-    from bshmd.outputs.render import output_paths
+    from bshmd.outputs.files import output_paths
 
     source, pixels = tiff16
     config = make_config(tmp_path, formats=["tiff", "cutout", "alpha"], bit_depth="keep")
@@ -80,7 +80,7 @@ def test_bit_depth_keep_gives_16_bit_tiff_and_png_with_the_inputs_own_values(tmp
 def test_bit_depth_8_is_the_default_even_for_16_bit_inputs(tmp_path: Path, tiff16: Any, engine: Any) -> None:
     import tifffile
 
-    from bshmd.outputs.render import output_paths
+    from bshmd.outputs.files import output_paths
 
     source, pixels = tiff16
     config = make_config(tmp_path, formats=["tiff"])
@@ -91,7 +91,7 @@ def test_bit_depth_8_is_the_default_even_for_16_bit_inputs(tmp_path: Path, tiff1
 
 
 def test_orientation_is_applied_once_and_the_thumbnail_is_not_copied(tmp_path: Path, engine: Any) -> None:
-    from bshmd.outputs.render import output_paths
+    from bshmd.outputs.files import output_paths
 
     need_tools()
     (tmp_path / "in").mkdir()

@@ -190,7 +190,7 @@ def test_a_malformed_block_neither_quarantines_nor_crashes(outcome: dict[str, An
         assert record.levelno == logging.WARNING, name
         assert f"metadata dropped: {block}:" in record.getMessage() or f"; {block}:" in record.getMessage(), \
             record.getMessage()
-    from bshmd.outputs.render import output_paths
+    from bshmd.outputs.files import output_paths
 
     results = output_paths(outcome["config"].folders[0].output, Path(path.name), outcome["config"].outputs)
     for fmt, result in results.items():

@@ -8,8 +8,9 @@ from typing import Any
 from PIL import Image
 
 from bshmd.config import parse_config
-from bshmd.outputs.render import output_paths
-from bshmd.quarantine.store import accept, list_entries
+from bshmd.outputs.files import output_paths
+from bshmd.quarantine.actions import accept
+from bshmd.quarantine.entries import list_entries
 from bshmd.review.thumbnails import ThumbnailCache
 from tests.outputs.studio_files import (
     ADOBE_RGB,
@@ -58,8 +59,8 @@ def test_previews_and_thumbnails_are_bare_and_accept_keeps_the_metadata(tmp_path
         assert not any(field(tags, name) for name in PRIVATE), (path, tags)
         assert exiftool_icc(path) == b"", path
 
-    written = accept(entry, config)
-    assert written
+    accepted = accept(entry, config)
+    assert accepted.outputs
     paths = output_paths(config.folders[0].output, Path("portrait.jpg"), config.outputs)
     for path in paths.values():
         tags = exiftool_read(path)

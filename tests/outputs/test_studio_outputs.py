@@ -95,7 +95,7 @@ def studio_jpeg(tmp_path: Path, studio_png: Path) -> Path:
 
 @pytest.fixture
 def results(tmp_path: Path, studio_jpeg: Path, engine: Any) -> Iterator[tuple[dict[str, Path], RecordingEngine]]:
-    from bshmd.outputs.render import output_paths
+    from bshmd.outputs.files import output_paths
 
     # edges: none, so every pixel the matte shows is the photo's own (soft-edge colour is
     # tests/outputs/test_edges.py's business).
@@ -220,7 +220,7 @@ def test_the_tiff_has_unassociated_alpha_equal_to_the_matte(results: Any) -> Non
 
 
 def test_metadata_strip_keeps_only_the_profile(tmp_path: Path, studio_jpeg: Path, engine: Any) -> None:
-    from bshmd.outputs.render import output_paths
+    from bshmd.outputs.files import output_paths
 
     config = make_config(tmp_path, formats=ALL_FORMATS, metadata="strip")
     assert process(config, engine, [studio_jpeg]) == {studio_jpeg: "processed"}
@@ -246,7 +246,7 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 
 def test_color_srgb_converts_within_delta_e_1_of_littlecms(tmp_path: Path, studio_jpeg: Path, engine: Any) -> None:
     from bshmd.outputs.colour import is_srgb
-    from bshmd.outputs.render import output_paths
+    from bshmd.outputs.files import output_paths
 
     config = make_config(tmp_path, formats=["cutout", "tiff", "webp"], color="srgb", webp_quality=100,
                          edges="none")  # every pixel the matte shows is the converted photo's
@@ -269,7 +269,7 @@ def test_color_srgb_converts_within_delta_e_1_of_littlecms(tmp_path: Path, studi
 
 
 def test_untagged_inputs_stay_untagged_and_unconverted(tmp_path: Path, engine: Any, studio_png: Path) -> None:
-    from bshmd.outputs.render import output_paths
+    from bshmd.outputs.files import output_paths
 
     need_tools()
     config = make_config(tmp_path, formats=["cutout", "tiff"])
@@ -295,7 +295,7 @@ def test_a_processed_file_with_no_broken_block_logs_no_warning(tmp_path: Path, s
 
 def test_a_greyscale_photo_with_a_grey_profile_is_converted_once_without_warning(
         tmp_path: Path, engine: Any, caplog: pytest.LogCaptureFixture) -> None:
-    from bshmd.outputs.render import output_paths
+    from bshmd.outputs.files import output_paths
     from tests.outputs.studio_files import ICC_DIR, exiftool_write
 
     need_tools()

@@ -11,7 +11,8 @@ from PIL import Image
 
 from bshmd.config import OutputsConfig
 from bshmd.fs.atomic import UnsafePathError
-from bshmd.outputs.render import feather, output_paths, render_outputs, write_outputs
+from bshmd.outputs.files import output_paths, write_outputs
+from bshmd.outputs.render import feather, render_outputs
 
 ALL = ("cutout", "alpha", "composite", "webp")
 

@@ -208,9 +208,10 @@ def test_new_entries_and_actions_elsewhere_appear_without_reload(open_page, tree
                     strict=True))
     assert left == {"party": "1", "shoot": "5"} and page.locator("#left-total").inner_text() == "6"
     # An action taken elsewhere (here: the quarantine module, as the CLI calls it) shows too.
-    from bshmd.quarantine import store as quarantine
+    from bshmd.quarantine.actions import reject
+    from bshmd.quarantine.entries import find_entry
 
-    quarantine.reject(quarantine.find_entry(tree.config.folders, tree.quarantine / "shoot" / "rocket.jpg"), by="cli")
+    reject(find_entry(tree.config.folders, tree.quarantine / "shoot" / "rocket.jpg"), by="cli")
     until(page, lambda: "rocket.jpg" not in names(page), "the rejected entry to leave the open page", timeout=3.0)
     assert current(page) == "astronaut.png"
 
@@ -264,9 +265,9 @@ def test_acting_in_the_viewer_shows_the_next_photo(open_page, tree: Tree) -> Non
 
 
 def test_the_viewer_asks_for_the_next_photo_ahead(open_page, served: Served, tree: Tree) -> None:  # noqa: ANN001
-    from bshmd.quarantine import store as quarantine
+    from bshmd.quarantine.entries import find_entry
 
-    rocket = quarantine.find_entry(tree.config.folders, tree.quarantine / "shoot" / "rocket.jpg")
+    rocket = find_entry(tree.config.folders, tree.quarantine / "shoot" / "rocket.jpg")
     tiles = served.app.tiles.tile_dir(rocket, served.app.thumbnails.key(rocket))
     page = open_page(height=900)
     # The tiles asked for and not answered yet: the look-ahead asks for all of the next photo's

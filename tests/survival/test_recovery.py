@@ -19,7 +19,7 @@ from PIL import Image
 
 from bshmd.config import parse_config
 from bshmd.ledger.keys import FileKey
-from bshmd.outputs.render import output_paths, write_outputs
+from bshmd.outputs.files import output_paths, write_outputs
 from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
 from tests.ingest.helpers import folder_claims

@@ -1,4 +1,8 @@
-"""``bshmd quarantine list | requeue | purge``: the quarantine tree from the command line."""
+"""``bshmd quarantine list | requeue | purge``: the quarantine tree from the command line.
+
+The printing and the exit status are the command line's; what is listed and what is done
+are bshmd.quarantine's (entries, actions), the same the review page uses.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from pathlib import Path
 
 from bshmd.config import Config
 from bshmd.errors import BshmdError, InputRejected
-from bshmd.quarantine import store as quarantine
+from bshmd.quarantine import actions
+from bshmd.quarantine.entries import QuarantineEntry, find_entry, list_entries
 
 log = logging.getLogger("bshmd.quarantine")
 
@@ -29,9 +34,7 @@ def _actor() -> str:
         return "cli"
 
 
-def _summary(measured: object) -> str:
-    if not isinstance(measured, dict):
-        return ""
+def _summary(measured: dict[str, object]) -> str:
     parts = []
     for key, template in _SUMMARY:
         value = measured.get(key)
@@ -44,7 +47,7 @@ def list_command(config: Config) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    entries = quarantine.list_entries(config.folders)
+    entries = list_entries(config.folders)
     console = Console()
     if not entries:
         console.print("no quarantined files")
@@ -56,9 +59,9 @@ def list_command(config: Config) -> None:
     table.add_column("measured")
     table.add_column("message", overflow="fold")
     for entry in entries:
-        missing = " (missing)" if entry.record.get("input_missing") else ""
+        missing = " (missing)" if entry.record.input_missing else ""
         table.add_row(str(entry.path) + missing, entry.reason, entry.time.strftime("%Y-%m-%d %H:%M:%S"),
-                      _summary(entry.record.get("measured")), str(entry.record.get("message", "")))
+                      _summary(entry.record.measured), entry.record.message)
     console.print(table)
 
 
@@ -66,13 +69,13 @@ def requeue_command(config: Config, paths: Sequence[Path], *, all_entries: bool,
                     accept: bool) -> None:
     import click
 
-    entries: list[quarantine.QuarantineEntry] = []
+    entries: list[QuarantineEntry] = []
     failures = 0
     if all_entries:
-        entries = [e for e in quarantine.list_entries(config.folders) if reason is None or e.reason == reason]
+        entries = [e for e in list_entries(config.folders) if reason is None or e.reason == reason]
     for path in paths:
         try:
-            entry = quarantine.find_entry(config.folders, Path(path))
+            entry = find_entry(config.folders, Path(path))
         except InputRejected as exc:
             click.echo(f"bshmd: {exc.message}", err=True)
             failures += 1
@@ -85,7 +88,7 @@ def requeue_command(config: Config, paths: Sequence[Path], *, all_entries: bool,
     by = _actor()
     for entry in entries:
         try:
-            moved = quarantine.requeue(entry, accept=accept, by=by)
+            moved = actions.requeue(entry, accept=accept, by=by)
         except (InputRejected, OSError) as exc:
             click.echo(f"bshmd: cannot requeue {entry.path}: {exc}", err=True)
             failures += 1
@@ -100,5 +103,5 @@ def requeue_command(config: Config, paths: Sequence[Path], *, all_entries: bool,
 def purge_command(config: Config, older_than_days: float) -> None:
     import click
 
-    count = quarantine.purge(config.folders, older_than_days)
+    count = actions.purge(config.folders, older_than_days)
     click.echo(f"purged {count} quarantined file(s) older than {older_than_days:g} day(s)")
