@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.testdata import MODELS, PHOTOS, PORTRAIT, PORTRAIT_MATTE
+from tests.support.testdata import MODELS, PHOTOS, PORTRAIT, PORTRAIT_MATTE
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ def shared_testdata() -> Path:
     The name is from when this material lived beside the checkout in ../shared. The studio
     portrait and its BSHM matte did not come along (no licence could be established): a test
     that wants a real portrait and a real matte of it takes ``studio_png`` and ``studio_matte``
-    (below), or tests.testdata.PORTRAIT and PORTRAIT_MATTE.
+    (below), or tests.support.testdata.PORTRAIT and PORTRAIT_MATTE.
     """
     return PHOTOS
 
@@ -116,8 +116,8 @@ def studio_rgb(studio_png: Path):  # noqa: ANN201 - numpy array
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Any]:
-    """A real PostgreSQL server for the session (see tests/pg.py); skipped where none can run."""
-    from tests import pg
+    """A real PostgreSQL server for the session (see tests/support/pg.py); skipped where none can run."""
+    from tests.support import pg
 
     why = pg.available()
     if why:

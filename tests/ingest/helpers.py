@@ -1,4 +1,6 @@
-"""A small real consumer and config builder for the ingest tests (no part of bshmd is faked)."""
+"""A small real consumer for the ingest tests, and more instances of bshmd (no part of bshmd is faked).
+
+The configuration factory and the waiter are tests.support's."""
 
 from __future__ import annotations
 
@@ -9,9 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from bshmd.config import Config, parse_config
 from bshmd.fs.output import OutputMount
 from bshmd.ledger.backend import SQLiteBackend
 from bshmd.ledger.claims import Claims, FolderClaims
@@ -32,23 +32,6 @@ def folder_claims(hot: dict[str, Path], instance: str, lease_seconds: float = 60
 
 
 test_ledger.__test__ = False  # a helper, not a test
-
-
-def make_config(hot: dict[str, Path], **overrides: Any) -> Config:
-    folder = {"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}
-    folder.update(overrides.pop("folder", {}))
-    data = {"folders": [folder], "settle_seconds": 0.5, "poll_seconds": 0.5, "rescan_seconds": 30}
-    data.update(overrides)
-    return parse_config(data, base_dir=hot["in"].parent)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def output_matches(output: Path, key: FileKey) -> bool:

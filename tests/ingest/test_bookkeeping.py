@@ -14,7 +14,9 @@ import pytest
 
 from bshmd.ingest import Ingestor
 from bshmd.ledger.claims import DONE_CACHE_LIMIT
-from tests.ingest.helpers import CopyConsumer, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer
+from tests.support.config import QUICK_INGEST, make_config
+from tests.support.waiting import wait_until
 
 FILES = 240
 
@@ -33,7 +35,7 @@ def _drop(folder, count: int) -> list[str]:
 def ingest(hot, request) -> Iterator[tuple[Ingestor, CopyConsumer]]:
     on_success, watch = request.param
     consumer = CopyConsumer(capacity=32, on_success=on_success)
-    config = make_config(hot, settle_seconds=0.2, poll_seconds=0.2, rescan_seconds=600,
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.2, poll_seconds=0.2, rescan_seconds=600,
                          on_success=on_success, folder={"watch": watch})
     ingestor = Ingestor(config, consumer.on_ready, instance_id="bookkeeping")
     ingestor.start()

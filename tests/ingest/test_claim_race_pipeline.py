@@ -12,20 +12,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bshmd.config import Config, parse_config
+from bshmd.config import Config
 from bshmd.decode.image import decode_image
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
 from tests.ingest.helpers import folder_claims
+from tests.support import config as support_config
 
 
 def make_config(hot: dict[str, Path]) -> Config:
-    return parse_config({
-        "folders": [{"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}],
-        "batch": {"max_size": 2, "max_wait_ms": 20},
-        "pipeline": {"decode_workers": 1, "write_workers": 1, "queue_size": 4},
-        "gate": {"enabled": False},
-    }, base_dir=hot["in"].parent)
+    return support_config.make_config(hot, batch={"max_size": 2, "max_wait_ms": 20},
+                                      pipeline={"decode_workers": 1, "write_workers": 1, "queue_size": 4},
+                                      gate={"enabled": False})
 
 
 def portrait(path: Path, seed: int) -> Path:

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from bshmd.ingest import Ingestor
-from tests.ingest.helpers import CopyConsumer, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer
+from tests.support.config import QUICK_INGEST, make_config
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def run_ingestor(config, consumer: CopyConsumer, events: list | None = None) -> 
 
 
 def test_file_written_in_chunks_is_processed_once_after_its_last_chunk(hot, consumer):
-    config = make_config(hot, settle_seconds=1.5)
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=1.5)
     ingestor = run_ingestor(config, consumer)
     try:
         target = hot["in"] / "slow.jpg"
@@ -52,7 +54,7 @@ def test_file_written_in_chunks_is_processed_once_after_its_last_chunk(hot, cons
 
 
 def test_renamed_copied_and_nested_files_are_processed(hot, consumer, tmp_path):
-    ingestor = run_ingestor(make_config(hot), consumer)
+    ingestor = run_ingestor(make_config(hot, defaults=QUICK_INGEST), consumer)
     try:
         staging = tmp_path / "staging"
         staging.mkdir()
@@ -74,7 +76,7 @@ def test_renamed_copied_and_nested_files_are_processed(hot, consumer, tmp_path):
 
 
 def test_poll_mode_picks_up_new_files_within_settle_plus_poll(hot, consumer):
-    config = make_config(hot, settle_seconds=1.0, poll_seconds=1.0, folder={"watch": "poll"})
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=1.0, poll_seconds=1.0, folder={"watch": "poll"})
     ingestor = run_ingestor(config, consumer)
     try:
         assert wait_until(lambda: ingestor.health()["folders"][str(hot["in"])]["watching"], timeout=5)
@@ -96,7 +98,7 @@ def test_poll_mode_picks_up_new_files_within_settle_plus_poll(hot, consumer):
 
 
 def test_folder_vanishing_and_coming_back_is_reported_once_and_not_reprocessed(hot, consumer, caplog):
-    config = make_config(hot, settle_seconds=0.3, poll_seconds=0.3)
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.3, poll_seconds=0.3)
     for index in range(5):
         (hot["in"] / f"before-{index}.jpg").write_bytes(b"b" * 100)
     events: list = []
@@ -122,7 +124,7 @@ def test_folder_vanishing_and_coming_back_is_reported_once_and_not_reprocessed(h
 
 
 def test_restart_with_keep_does_not_reprocess_done_files(hot, consumer):
-    config = make_config(hot, settle_seconds=0.3)
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.3)
     for index in range(4):
         (hot["in"] / f"keep-{index}.jpg").write_bytes(b"k" * 100)
     first = run_ingestor(config, consumer)
@@ -145,7 +147,7 @@ def test_restart_with_keep_does_not_reprocess_done_files(hot, consumer):
 
 
 def test_reconfigure_adds_a_folder(hot, consumer, tmp_path):
-    config = make_config(hot)
+    config = make_config(hot, defaults=QUICK_INGEST)
     ingestor = run_ingestor(config, consumer)
     try:
         second = {name: tmp_path / f"{name}2" for name in ("in", "out", "quarantine")}

@@ -14,7 +14,9 @@ import pytest
 from bshmd.errors import ClaimLost, LedgerUnavailable
 from bshmd.ingest import Ingestor
 from bshmd.records import FileKey
-from tests.ingest.helpers import CopyConsumer, folder_claims, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer, folder_claims
+from tests.support.config import QUICK_INGEST, make_config
+from tests.support.waiting import wait_until
 
 
 def _mount(*args: str) -> None:
@@ -57,7 +59,7 @@ def _listed(path: Path) -> bool:
 
 def test_files_wait_while_the_output_share_is_unmounted_and_nothing_lands_on_the_local_disk(hot, share):
     consumer = CopyConsumer()
-    config = make_config(hot, settle_seconds=0.2, poll_seconds=0.2)
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.2, poll_seconds=0.2)
     ingestor = Ingestor(config, consumer.on_ready, instance_id="nas-user")
     ingestor.start()
     folder = str(hot["in"])

@@ -13,7 +13,9 @@ from bshmd.errors import ClaimLost
 from bshmd.ingest import Ingestor
 from bshmd.ledger.backend import PostgresBackend
 from bshmd.ledger.store import Ledger
-from tests.ingest.helpers import CopyConsumer, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer
+from tests.support.config import QUICK_INGEST, make_config
+from tests.support.waiting import wait_until
 
 FILES = 150
 
@@ -25,7 +27,7 @@ def test_three_instances_survive_database_restarts_exactly_once(hot, pg_cluster,
         sub = hot["in"] / f"set-{index % 5}"
         sub.mkdir(exist_ok=True)
         (sub / f"img-{index:03d}.jpg").write_bytes(bytes([index % 251]) * (500 + index))
-    config = make_config(hot, settle_seconds=0.2, poll_seconds=0.3, rescan_seconds=2,
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.2, poll_seconds=0.3, rescan_seconds=2,
                          claims={"lease_seconds": 6}, ledger={"url": pg_url, "retry_seconds": 30})
     consumers = [CopyConsumer(capacity=8, delay=0.03) for _ in range(3)]
     ingestors = [Ingestor(config, c.on_ready, instance_id=f"host-{n}") for n, c in enumerate(consumers)]

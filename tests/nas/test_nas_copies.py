@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.nas.conftest import HotFolder, files_under, nas_config
 from tests.nas.images import photo_bytes
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 
 def write_chunk(handle, data: bytes) -> None:  # noqa: ANN001 - an open binary file

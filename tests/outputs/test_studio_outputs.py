@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from bshmd.config import Config, parse_config
+from bshmd.config import Config
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
 from tests.outputs.studio_files import (
@@ -30,6 +30,7 @@ from tests.outputs.studio_files import (
     need_tools,
     tag_studio_photo,
 )
+from tests.support import config as support_config
 
 ALL_FORMATS = ["cutout", "alpha", "composite", "webp", "tiff", "psd", "avif"]
 # format → does it have a place for IPTC (see the table in bshmd.outputs.metadata)
@@ -56,13 +57,9 @@ class RecordingEngine:
 def make_config(tmp: Path, **outputs: Any) -> Config:
     for sub in ("in", "out", "quarantine"):
         (tmp / sub).mkdir(exist_ok=True)
-    return parse_config({
-        "folders": [{"input": "in", "output": "out", "quarantine": "quarantine"}],
-        "batch": {"max_size": 4, "max_wait_ms": 20},
-        "pipeline": {"decode_workers": 2, "write_workers": 2, "queue_size": 8},
-        "gate": {"enabled": False},
-        "outputs": outputs,
-    }, base_dir=tmp)
+    return support_config.make_config(tmp, batch={"max_size": 4, "max_wait_ms": 20},
+                                      pipeline={"decode_workers": 2, "write_workers": 2, "queue_size": 8},
+                                      gate={"enabled": False}, outputs=outputs)
 
 
 def process(config: Config, engine: Any, paths: list[Path]) -> dict[Path, str]:

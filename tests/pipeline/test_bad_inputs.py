@@ -26,7 +26,7 @@ from bshmd.decode.image import decode_image
 from bshmd.errors import InputRejected
 from bshmd.pipeline.gate import check_input
 from bshmd.quarantine.store import quarantine_input
-from tests.testdata import PORTRAIT
+from tests.support.testdata import PORTRAIT
 
 MAX_PIXELS = 50_000_000
 MAX_BYTES = 20 * 1024 * 1024

@@ -19,27 +19,28 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bshmd.config import Config, parse_config
+from bshmd.config import Config
 from bshmd.decode.image import decode_image
 from bshmd.ingest import Ingestor
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.pipeline.retry import RetryBackoff
 from bshmd.records import FileKey, Job
 from bshmd.service.health import ServiceState
-from tests.waiting import wait_until
+from tests.support import config as support_config
+from tests.support.waiting import wait_until
 
 BASE = 0.2  # seconds: the first retry delay in these tests (5 s in service)
 
 
 def make_config(root: Path, output: str = "out", **pipeline: float) -> Config:
-    return parse_config({
-        "folders": [{"input": "in", "output": output, "quarantine": "quarantine"}],
-        "settle_seconds": 0.2, "poll_seconds": 0.2, "rescan_seconds": 30,
-        "truncated_grace_seconds": 0,  # the broken input is refused at once, as a finished one
-        "batch": {"max_size": 2, "max_wait_ms": 20},
-        "pipeline": {"decode_workers": 1, "write_workers": 1, "queue_size": 4, **pipeline},
-        "gate": {"enabled": False},
-    }, base_dir=root)
+    return support_config.make_config(
+        root, folder={"output": output},
+        settle_seconds=0.2, poll_seconds=0.2, rescan_seconds=30,
+        truncated_grace_seconds=0,  # the broken input is refused at once, as a finished one
+        batch={"max_size": 2, "max_wait_ms": 20},
+        pipeline={"decode_workers": 1, "write_workers": 1, "queue_size": 4, **pipeline},
+        gate={"enabled": False},
+    )
 
 
 def photo(seed: int) -> bytes:

@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import yaml
+
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,13 +69,14 @@ class DaemonProcess:
         return self.log.read_text(errors="replace")
 
     def wait_log(self, needle: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while needle not in self.text():
+        def logged() -> bool:
+            if needle in self.text():
+                return True
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {needle!r}:\n{self.text()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {needle!r} in the daemon's log after {timeout} s:\n{self.text()}")
-            time.sleep(0.05)
+            return False
+
+        wait_until(logged, timeout, lambda: f"{needle!r} in the daemon's log:\n{self.text()}")
 
     def status(self) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status", timeout=5) as response:

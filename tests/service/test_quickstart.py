@@ -17,7 +17,7 @@ from PIL import Image
 from bshmd.errors import EXIT_MODEL
 from bshmd.testing.images import synthetic_portrait
 from bshmd.testing.standin import write_standin_graph
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 QUICKSTART = REPO / "etc" / "quickstart.yaml"
 

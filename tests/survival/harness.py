@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TMP_MARK = ".bshmd-tmp"

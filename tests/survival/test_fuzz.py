@@ -25,8 +25,8 @@ from bshmd.decode.image import decode_image
 from bshmd.errors import InputRejected
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import FileKey, Job
+from tests.support.testdata import PHOTOS
 from tests.survival.harness import image_bytes
-from tests.testdata import PHOTOS
 
 # Pillow warns (UserWarning, e.g. "Corrupt EXIF data") and carries on when a file's metadata is
 # damaged. The daemon does not turn warnings into errors, so neither may these tests: otherwise
