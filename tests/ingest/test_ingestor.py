@@ -13,6 +13,7 @@ import pytest
 from bshmd.ingest import Ingestor
 from tests.ingest.helpers import CopyConsumer
 from tests.support.config import QUICK_INGEST, make_config
+from tests.support.ledger import every_row_done
 from tests.support.waiting import wait_until
 
 
@@ -28,6 +29,12 @@ def run_ingestor(config, consumer: CopyConsumer, events: list | None = None) -> 
     ingestor = Ingestor(config, consumer.on_ready, instance_id="test-a", on_event=on_event)
     ingestor.start()
     return ingestor
+
+
+def quiet(ingestor: Ingestor, files: int) -> bool:
+    """Every one of ``files`` done in the ledger, none settling, no claim held."""
+    counts = ingestor.record_counts()
+    return counts["settling"] == 0 and counts["held_claims"] == 0 and every_row_done(ingestor.ledger, files)
 
 
 def test_file_written_in_chunks_is_processed_once_after_its_last_chunk(hot, consumer):
@@ -47,7 +54,9 @@ def test_file_written_in_chunks_is_processed_once_after_its_last_chunk(hot, cons
         assert wait_until(lambda: consumer.counts["slow.jpg"] >= 1, timeout=20)
         assert consumer.ready_at["slow.jpg"] >= last_chunk_at
         assert (hot["out"] / "slow.jpg").read_bytes() == b"".join(chunks)
-        time.sleep(config.settle_seconds + 1)  # a window for a wrong second pickup to show
+        # Quiet: its row done, nothing settling, no claim held. Only a change to the file could
+        # bring a second pickup now.
+        wait_until(lambda: quiet(ingestor, 1), 20, "the ingestor to be quiet")
         assert consumer.counts["slow.jpg"] == 1
     finally:
         ingestor.stop()
@@ -109,7 +118,9 @@ def test_folder_vanishing_and_coming_back_is_reported_once_and_not_reprocessed(h
             away = hot["in"].with_name("in-away")
             os.rename(hot["in"], away)
             assert wait_until(lambda: not ingestor.health()["folders"][str(hot["in"])]["available"], timeout=10)
-            time.sleep(config.poll_seconds * 4)  # several availability checks while it is away
+            checked = ingestor.folders.next_check
+            wait_until(lambda: ingestor.folders.next_check >= checked + 3 * config.poll_seconds, 10,
+                       "several availability checks while it is away")
             os.rename(away, hot["in"])
             assert wait_until(lambda: ingestor.health()["folders"][str(hot["in"])]["available"], timeout=10)
             (hot["in"] / "after.jpg").write_bytes(b"a" * 100)

@@ -73,8 +73,10 @@ def test_files_wait_while_the_output_share_is_unmounted_and_nothing_lands_on_the
         assert os.listdir(share["out"]) == []  # the bare mount-point folder
         assert wait_until(lambda: not ingestor.health()["folders"][folder]["output_available"], timeout=10)
         (hot["in"] / "second.jpg").write_bytes(b"2" * 100)
-        # Several settle and claim attempts' worth of time: the file waits, nothing is created.
-        assert not wait_until(lambda: "second.jpg" in consumer.counts, timeout=3)
+        # It settles, and the ledger's step refuses it while the share is away: the file waits,
+        # nothing is created.
+        wait_until(lambda: ingestor.folders.current[folder].state_warned, 15, "the refused attempt to mark it ready")
+        assert "second.jpg" not in consumer.counts
         assert os.listdir(share["out"]) == []
         assert ingestor.health()["folders"][folder]["available"]  # the input is fine
 

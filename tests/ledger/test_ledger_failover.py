@@ -4,7 +4,6 @@ file processed exactly once, nothing lost. Real server, real Ingestors, real fil
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
 import pytest
@@ -15,6 +14,7 @@ from bshmd.ledger.backend import PostgresBackend
 from bshmd.ledger.store import Ledger
 from tests.ingest.helpers import CopyConsumer
 from tests.support.config import QUICK_INGEST, make_config
+from tests.support.ledger import every_row_done
 from tests.support.waiting import wait_until
 
 FILES = 150
@@ -46,7 +46,12 @@ def test_three_instances_survive_database_restarts_exactly_once(hot, pg_cluster,
         restarted.join(60)
         assert wait_until(lambda: len(total()) == FILES, timeout=120), \
             (len(total()), [repr(e) for c in consumers for e in c.errors][:5])
-        time.sleep(1.0)  # let a wrong second pickup show up
+        # Every row done: nothing can be picked up again; closing drains what was picked up before.
+        checker = Ledger(PostgresBackend(pg_url), instance_id="waiter")
+        try:
+            wait_until(lambda: every_row_done(checker, FILES), 60, "every file done in the ledger")
+        finally:
+            checker.close()
     finally:
         for ingestor in ingestors:
             ingestor.close()
