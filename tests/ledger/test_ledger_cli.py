@@ -17,7 +17,7 @@ from bshmd.errors import LedgerUnavailable
 from bshmd.ingest import Ingestor
 from bshmd.ledger import open_ledger
 from tests.ingest.helpers import CopyConsumer
-from tests.support.config import QUICK_INGEST, make_config
+from tests.support.config import QUICK_INGEST, config_data, make_config
 from tests.support.pg import PASSWORD
 from tests.support.waiting import wait_until
 
@@ -28,9 +28,7 @@ def _write(path: Path, data: dict) -> Path:
 
 
 def _config_file(hot: dict[str, Path], tmp_path: Path, name: str = "bshmd.yaml", **extra) -> Path:
-    return _write(tmp_path / name, {
-        "folders": [{"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}],
-        "settle_seconds": 0.2, "poll_seconds": 0.2, "rescan_seconds": 1, **extra})
+    return _write(tmp_path / name, config_data(hot, settle_seconds=0.2, poll_seconds=0.2, rescan_seconds=1, **extra))
 
 
 def run(*args: str) -> str:

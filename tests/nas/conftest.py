@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
-from bshmd.config import Config, parse_config
+from bshmd.config import Config
 from bshmd.ingest import Ingestor
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import Job
+from tests.support.config import make_config
 
 
 @contextlib.contextmanager
@@ -58,17 +59,16 @@ def nas(tmp_path: Path) -> Iterator[dict[str, Path]]:
 
 
 def nas_config(nas: dict[str, Path], *, folder: dict[str, Any] | None = None, **overrides: Any) -> Config:
-    data: dict[str, Any] = {
-        "folders": [{"input": str(nas["mount"]), "output": str(nas["out"]),
-                     "quarantine": str(nas["quarantine"]), **(folder or {})}],
+    folders = [{"input": str(nas["mount"]), "output": str(nas["out"]), "quarantine": str(nas["quarantine"]),
+                **(folder or {})}]
+    defaults: dict[str, Any] = {
         "settle_seconds": 0.5, "poll_seconds": 0.2, "rescan_seconds": 2,
         "truncated_grace_seconds": 60,
         "gate": {"enabled": False},  # these tests are about files arriving, not matte quality
         "batch": {"max_size": 2, "max_wait_ms": 20},
         "pipeline": {"decode_workers": 1, "write_workers": 1, "queue_size": 4},
-        **overrides,
     }
-    return parse_config(data, base_dir=nas["out"].parent)
+    return make_config(nas["out"].parent, folders, defaults=defaults, **overrides)
 
 
 class HotFolder:

@@ -20,6 +20,7 @@ from bshmd.pipeline.gate import check_matte
 from bshmd.quarantine import store as q
 from bshmd.records import FileKey
 from tests.ingest.helpers import folder_claims
+from tests.support.config import config_data
 
 
 def gate_rejection(matte: np.ndarray) -> InputRejected:
@@ -192,8 +193,7 @@ def test_purge_deletes_only_old_entries(quarantined: q.QuarantineEntry, folder: 
 @pytest.fixture
 def config_file(hot: dict[str, Path]) -> Path:
     path = hot["in"].parent / "bshmd.yaml"
-    path.write_text(yaml.safe_dump({"folders": [
-        {"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}]}))
+    path.write_text(yaml.safe_dump(config_data(hot)))
     return path
 
 

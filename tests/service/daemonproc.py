@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.support.config import config_data
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,9 +26,8 @@ def free_port() -> int:
 
 
 def write_config(path: Path, model_dir: Path, folders: list[dict], **overrides) -> Path:
-    data = {
+    defaults = {
         "model": {"path": str(model_dir), "intra_op_threads": 1, "inter_op_threads": 1},
-        "folders": folders,
         "settle_seconds": 0.3,
         "poll_seconds": 0.3,
         "rescan_seconds": 5,
@@ -35,9 +35,8 @@ def write_config(path: Path, model_dir: Path, folders: list[dict], **overrides) 
         "shutdown_timeout": 20,
         "logging": {"level": "INFO", "journald": "off"},
         "http": {"enabled": True, "host": "127.0.0.1", "port": free_port()},
-        **overrides,
     }
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(config_data(path.parent, folders, defaults=defaults, **overrides)))
     return path
 
 
