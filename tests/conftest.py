@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.testdata import MODELS, PHOTOS, PORTRAIT, PORTRAIT_MATTE
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,8 +76,34 @@ def hot(tmp_path: Path) -> dict[str, Path]:
     return folders
 
 
-def open_fd_count() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_fds() -> dict[int, str]:
+    """This process's open file descriptors and what each points at."""
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the listing's own descriptor, closed already
+            continue
+    return fds
+
+
+@pytest.fixture
+def no_leaked_fds() -> Iterator[None]:
+    """Fail a test that leaves files or sockets of its own open (the thread check's twin).
+
+    Used where a test opens and closes its own things (tests/ingest, the ledger): elsewhere
+    module fixtures and TensorFlow keep descriptors for the session on purpose. A daemon
+    thread may still be closing a file when the test returns: that gets a few seconds.
+    """
+    before = open_fds()
+
+    def leaked() -> dict[int, str]:
+        now = open_fds()
+        return {fd: target for fd, target in now.items() if before.get(fd) != target}
+
+    yield
+    closed = wait_until(lambda: not leaked(), 5, fail=False)
+    assert closed, f"file descriptors left open: {leaked()}"
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,21 @@ from bshmd.ledger.claims import Claims, FolderClaims
 from bshmd.ledger.store import Ledger
 from bshmd.records import FileKey, Job
 
+_opened: list[Ledger] = []
+
 
 def test_ledger(instance: str) -> Ledger:
     """A connection to this test's SQLite ledger (the one every Ingestor and daemon of the
-    test opens through $BSHMD_STATE_DIR), as instance ``instance`` with a token of its own."""
-    return Ledger(SQLiteBackend(Path(os.environ["BSHMD_STATE_DIR"]) / "ledger.db"), instance_id=instance)
+    test opens through $BSHMD_STATE_DIR), as instance ``instance`` with a token of its own.
+    Closed after the test (tests/ingest/conftest.py), or by close_test_ledgers."""
+    ledger = Ledger(SQLiteBackend(Path(os.environ["BSHMD_STATE_DIR"]) / "ledger.db"), instance_id=instance)
+    _opened.append(ledger)
+    return ledger
+
+
+def close_test_ledgers() -> None:
+    while _opened:
+        _opened.pop().close()
 
 
 def folder_claims(hot: dict[str, Path], instance: str, lease_seconds: float = 60.0) -> FolderClaims:

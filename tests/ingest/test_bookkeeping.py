@@ -40,7 +40,7 @@ def ingest(hot, request) -> Iterator[tuple[Ingestor, CopyConsumer]]:
     ingestor = Ingestor(config, consumer.on_ready, instance_id="bookkeeping")
     ingestor.start()
     yield ingestor, consumer
-    ingestor.stop()
+    ingestor.close()
     consumer.close()
 
 

@@ -59,7 +59,7 @@ def test_file_written_in_chunks_is_processed_once_after_its_last_chunk(hot, cons
         wait_until(lambda: quiet(ingestor, 1), 20, "the ingestor to be quiet")
         assert consumer.counts["slow.jpg"] == 1
     finally:
-        ingestor.stop()
+        ingestor.close()
 
 
 def test_renamed_copied_and_nested_files_are_processed(hot, consumer, tmp_path):
@@ -81,7 +81,7 @@ def test_renamed_copied_and_nested_files_are_processed(hot, consumer, tmp_path):
         assert all(count == 1 for count in consumer.counts.values())
         assert (hot["out"] / "new folder/deeper/nested.tif").read_bytes() == b"nested" * 100
     finally:
-        ingestor.stop()
+        ingestor.close()
 
 
 def test_poll_mode_picks_up_new_files_within_settle_plus_poll(hot, consumer):
@@ -103,7 +103,7 @@ def test_poll_mode_picks_up_new_files_within_settle_plus_poll(hot, consumer):
         bound = config.settle_seconds + config.poll_seconds + 1.0 + 1.0
         assert max(latencies) <= bound, latencies
     finally:
-        ingestor.stop()
+        ingestor.close()
 
 
 def test_folder_vanishing_and_coming_back_is_reported_once_and_not_reprocessed(hot, consumer, caplog):
@@ -131,7 +131,7 @@ def test_folder_vanishing_and_coming_back_is_reported_once_and_not_reprocessed(h
         assert [name for name, _ in events].count("folder_back") == 1
         assert all(count == 1 for count in consumer.counts.values()), consumer.counts
     finally:
-        ingestor.stop()
+        ingestor.close()
 
 
 def test_restart_with_keep_does_not_reprocess_done_files(hot, consumer):
@@ -142,7 +142,7 @@ def test_restart_with_keep_does_not_reprocess_done_files(hot, consumer):
     try:
         assert wait_until(lambda: len(consumer.counts) == 4, timeout=15)
     finally:
-        first.stop()
+        first.close()
     events: list = []
     second = Ingestor(config, consumer.on_ready, instance_id="test-b",
                       on_event=lambda name, fields: events.append((name, fields)))
@@ -154,7 +154,7 @@ def test_restart_with_keep_does_not_reprocess_done_files(hot, consumer):
         assert all(count == 1 for count in consumer.counts.values()), consumer.counts
         assert second.health()["pending"] == 0
     finally:
-        second.stop()
+        second.close()
 
 
 def test_reconfigure_adds_a_folder(hot, consumer, tmp_path):
@@ -178,4 +178,4 @@ def test_reconfigure_adds_a_folder(hot, consumer, tmp_path):
         assert (second["out"] / "other.jpg").exists()
         assert set(ingestor.health()["folders"]) == {str(hot["in"]), str(second["in"])}
     finally:
-        ingestor.stop()
+        ingestor.close()

@@ -64,7 +64,7 @@ def test_reconfigure_returns_while_a_pass_waits_for_room_and_applies_after(hot, 
         assert all(count == 1 for count in consumer.inner.counts.values())
     finally:
         consumer.gate.set()
-        ingestor.stop()
+        ingestor.close()
         consumer.inner.close()
 
 
@@ -89,5 +89,5 @@ def test_request_rescan_returns_while_a_pass_waits_for_room(hot):
         assert wait_until(lambda: events.count("rescan") > rescans, timeout=10)
     finally:
         consumer.gate.set()
-        ingestor.stop()
+        ingestor.close()
         consumer.inner.close()

@@ -55,7 +55,7 @@ def test_unicode_and_undecodable_names_are_processed(hot):
         assert Path(os.fsdecode(os.path.join(os.fsencode(hot["out"]), b"bad-\xff\xfe name.jpg"))).read_bytes() == b"bytes"
         assert ingestor.health()["folders"][str(root)]["watching"]
     finally:
-        ingestor.stop()
+        ingestor.close()
         consumer.close()
 
 
@@ -76,5 +76,5 @@ def test_files_under_hidden_or_state_folders_are_never_handed_on(hot):
         assert wait_until(lambda: any(name == "rescan" for name, _ in events), timeout=5)
         assert set(consumer.counts) == {"ok.jpg"}
     finally:
-        ingestor.stop()
+        ingestor.close()
         consumer.close()

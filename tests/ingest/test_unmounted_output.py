@@ -86,7 +86,7 @@ def test_files_wait_while_the_output_share_is_unmounted_and_nothing_lands_on_the
         assert (share["nas"] / "second.jpg").read_bytes() == b"2" * 100
         assert all(count == 1 for count in consumer.counts.values())
     finally:
-        ingestor.stop()
+        ingestor.close()
         consumer.close()
     _umount(share["out"])
     assert os.listdir(share["out"]) == []  # nothing was ever written under the share
