@@ -119,7 +119,7 @@ class CopyConsumer:
             if job is None:
                 return
             if self.delay:
-                time.sleep(self.delay)
+                time.sleep(self.delay)  # the work's own duration (real time), not synchronisation
             try:
                 process_job(job, on_success=self.on_success)
             except Exception as exc:  # noqa: BLE001 - kept for the test to judge; the worker goes on

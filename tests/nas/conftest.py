@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from bshmd.ingest import Ingestor
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.records import Job
 from tests.support.config import make_config
+from tests.support.waiting import wait_until
 
 
 @contextlib.contextmanager
@@ -41,11 +41,12 @@ def bindfs(backing: Path, mount: Path, *options: str) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        for _ in range(50):
+        def unmounted() -> bool:
             unmount = subprocess.run([fusermount, "-u", str(mount)], capture_output=True, text=True)
-            if unmount.returncode == 0 or not os.path.ismount(mount):
-                break
-            time.sleep(0.1)  # busy: a daemon thread may still be closing a file
+            return unmount.returncode == 0 or not os.path.ismount(mount)
+
+        # Busy while a daemon thread still closes a file: try again for a while.
+        wait_until(unmounted, 5, interval=0.1, fail=False)
 
 
 @pytest.fixture

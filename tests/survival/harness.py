@@ -552,7 +552,7 @@ def kill_loop(workdir: Path, model_dir: Path, *, files: int, kills: int, seed: i
                 with contextlib.suppress(AssertionError):
                     wait_until(lambda: " bshmd.pipeline: " in daemon.text(this_run=True) or not daemon.alive(),
                                10, interval=0.02)
-                time.sleep(rng.uniform(0.0, 0.4))
+                time.sleep(rng.uniform(0.0, 0.4))  # real time on purpose: a random moment to kill at
             if not daemon.alive():
                 raise AssertionError(f"the daemon died by itself:\n{daemon.text(this_run=True)[-4000:]}")
             daemon.kill()
