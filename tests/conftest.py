@@ -15,6 +15,21 @@ from tests.support.testdata import MODELS, PHOTOS, PORTRAIT, PORTRAIT_MATTE
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
+
+# Slow by what they are, whole modules at a time: the survival runs (daemons killed, frozen,
+# starved) and the browser tests (a real Chromium). Single slow tests carry the mark themselves.
+SLOW_PLACES = ("survival/", "review/test_browser.py", "review/test_triage_browser.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            where = item.path.relative_to(TESTS).as_posix()
+        except ValueError:
+            continue
+        if where.startswith(SLOW_PLACES):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from tests.nas.conftest import HotFolder, bindfs, files_under, nas_config
 from tests.nas.images import photo_bytes
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.slow  # slow copies through a real FUSE mount with attribute caching
+
 ATTR_TIMEOUT = 3
 
 

@@ -215,6 +215,7 @@ def test_the_tiff_has_unassociated_alpha_equal_to_the_matte(results: Any) -> Non
     assert np.array_equal(pixels[:, :, 3], matte)
 
 
+@pytest.mark.slow
 def test_metadata_strip_keeps_only_the_profile(tmp_path: Path, studio_jpeg: Path, engine: Any) -> None:
     from bshmd.outputs.render import output_paths
 
@@ -240,6 +241,7 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
 
 
+@pytest.mark.slow
 def test_color_srgb_converts_within_delta_e_1_of_littlecms(tmp_path: Path, studio_jpeg: Path, engine: Any) -> None:
     from bshmd.outputs.colour import is_srgb
     from bshmd.outputs.render import output_paths
