@@ -44,7 +44,8 @@ def ingest(hot, request) -> Iterator[tuple[Ingestor, CopyConsumer]]:
     consumer.close()
 
 
-@pytest.mark.parametrize("ingest", [("move", "events"), ("delete", "events"), ("move", "poll")], indirect=True,
+@pytest.mark.parametrize("ingest", [("move", "events"), ("delete", "events"),
+                                    pytest.param(("move", "poll"), marks=pytest.mark.slow)], indirect=True,
                          ids=["move-events", "delete-events", "move-poll"])
 def test_records_of_files_that_left_the_folder_are_dropped(hot, ingest):
     ingestor, consumer = ingest
@@ -63,6 +64,7 @@ def test_records_of_files_that_left_the_folder_are_dropped(hot, ingest):
     assert all(count == 1 for count in consumer.counts.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ingest", [("keep", "events")], indirect=True, ids=["keep"])
 def test_kept_files_keep_one_small_record_each_until_they_go(hot, ingest):
     ingestor, consumer = ingest

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from bshmd.config import Config
@@ -39,6 +40,7 @@ def written_results(out: Path) -> list[Path]:
     return [p for p in out.rglob("*") if p.is_file() and ".bshmd" not in p.parts]
 
 
+@pytest.mark.slow
 def test_a_job_whose_claim_was_taken_over_before_writing_is_released_and_writes_nothing(hot, engine):
     config = make_config(hot)
     folder = config.folders[0]

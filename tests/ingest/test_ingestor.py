@@ -37,6 +37,7 @@ def quiet(ingestor: Ingestor, files: int) -> bool:
     return counts["settling"] == 0 and counts["held_claims"] == 0 and every_row_done(ingestor.ledger, files)
 
 
+@pytest.mark.slow
 def test_file_written_in_chunks_is_processed_once_after_its_last_chunk(hot, consumer):
     config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=1.5)
     ingestor = run_ingestor(config, consumer)
@@ -84,6 +85,7 @@ def test_renamed_copied_and_nested_files_are_processed(hot, consumer, tmp_path):
         ingestor.close()
 
 
+@pytest.mark.slow
 def test_poll_mode_picks_up_new_files_within_settle_plus_poll(hot, consumer):
     config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=1.0, poll_seconds=1.0, folder={"watch": "poll"})
     ingestor = run_ingestor(config, consumer)
