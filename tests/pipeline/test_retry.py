@@ -62,6 +62,7 @@ def files_under(path: Path) -> list[Path]:
     return [p for p in path.rglob("*") if not p.is_dir()]
 
 
+@pytest.mark.slow
 def test_a_file_whose_quarantine_folder_is_a_symlink_waits_longer_each_time_then_is_quarantined(
         tmp_path: Path, engine: Any, caplog: pytest.LogCaptureFixture) -> None:
     for name in ("in/sub", "out", "quarantine", "elsewhere"):
@@ -136,6 +137,7 @@ def test_a_file_whose_quarantine_folder_is_a_symlink_waits_longer_each_time_then
         assert pipeline.stop(timeout=30)
 
 
+@pytest.mark.slow
 def test_an_unavailable_output_backs_off_per_file_and_a_success_or_a_new_version_starts_afresh(
         tmp_path: Path, engine: Any, caplog: pytest.LogCaptureFixture) -> None:
     for name in ("in", "quarantine", "share"):
