@@ -1,4 +1,4 @@
-# bshmd on an NVIDIA GPU. Build: docker build -t bshmd:0.1.0 .   Run: see docker-compose.yml.
+# bshmd on an NVIDIA GPU. Build: docker build -t bshmd:0.3.0 .   Run: see docker-compose.yml.
 # The TensorFlow GPU image brings CUDA, cuDNN and a matching TensorFlow build; bshmd installs
 # beside it so that TensorFlow is reused rather than downloaded a second time.
 FROM tensorflow/tensorflow:2.17.0-gpu
@@ -8,6 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=1 \
+    BSHMD_STATE_DIR=/var/lib/bshmd \
     BSHMD_HEALTHCHECK_URL=http://127.0.0.1:9464/healthz
 
 # A fixed uid/gid, so that bind-mounted hot folders can be given to it on the host

@@ -23,9 +23,9 @@ from bshmd.config import parse_config  # noqa: E402
 from bshmd.ingest import Ingestor  # noqa: E402
 from bshmd.ledger.backend import SQLiteBackend  # noqa: E402
 from bshmd.ledger.claims import Claims, FolderClaims  # noqa: E402
+from bshmd.ledger.keys import FileKey  # noqa: E402
 from bshmd.ledger.outcome import Outcome  # noqa: E402
 from bshmd.ledger.store import Ledger  # noqa: E402
-from bshmd.records import FileKey  # noqa: E402
 
 
 def rss_mib() -> float:

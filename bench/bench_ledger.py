@@ -24,9 +24,9 @@ sys.path.insert(0, str(REPO))
 from bshmd.config import parse_config  # noqa: E402
 from bshmd.ledger.backend import Backend, PostgresBackend, SQLiteBackend  # noqa: E402
 from bshmd.ledger.claims import Claims, FolderClaims  # noqa: E402
+from bshmd.ledger.keys import FileKey  # noqa: E402
 from bshmd.ledger.outcome import Outcome  # noqa: E402
 from bshmd.ledger.store import Ledger, encode  # noqa: E402
-from bshmd.records import FileKey  # noqa: E402
 
 
 def rss_mib() -> float:

@@ -104,9 +104,10 @@ def main() -> None:
     from bshmd.config import parse_config
     from bshmd.decode.image import decode_image
     from bshmd.engine import MattingEngine
+    from bshmd.ledger.keys import FileKey
     from bshmd.outputs.render import output_paths, render_outputs, write_outputs
+    from bshmd.pipeline.job import Job
     from bshmd.pipeline.pipeline import Pipeline
-    from bshmd.records import FileKey, Job
     from bshmd.testing.device import DeviceTimeEngine
     from bshmd.testing.images import synthetic_portrait
     from bshmd.testing.standin import write_standin_graph

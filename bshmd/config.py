@@ -312,8 +312,8 @@ class Config(Section):
     extensions: Annotated[tuple[Extension, ...], Field(min_length=1)] = DEFAULT_EXTENSIONS
     instance_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     claims: ClaimsConfig = ClaimsConfig()
-    # This host's own state: the SQLite ledger (ledger.db). Default: $BSHMD_STATE_DIR, else
-    # systemd's $STATE_DIRECTORY, else /var/lib/bshmd.
+    # This host's own state: the SQLite ledger (ledger.db). Default (bshmd/ledger/statedir.py): $BSHMD_STATE_DIR,
+    # systemd's $STATE_DIRECTORY, /var/lib/bshmd for root, else $XDG_STATE_HOME/bshmd or ~/.local/state/bshmd.
     state_dir: ResolvedPath | None = None
     ledger: LedgerConfig = LedgerConfig()
     batch: BatchConfig = BatchConfig()

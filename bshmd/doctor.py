@@ -30,6 +30,8 @@ from typing import Literal
 from bshmd.config import Config, FolderConfig, load_config
 from bshmd.errors import BshmdError
 from bshmd.fs.mounts import MOUNTINFO, Mount, existing_ancestor, is_network_fs, mount_for, parse_mountinfo
+from bshmd.ledger import ledger_url, state_dir
+from bshmd.ledger.statedir import state_dir_check
 
 Status = Literal["OK", "WARN", "FAIL"]
 INOTIFY_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
@@ -89,6 +91,7 @@ def run_checks(config_file: Path, host: Host | None = None, *, tensorflow: bool 
         checks += folder_checks(config, folder, account, host)
     checks += space_checks(config)
     checks += local_state_checks(config, mounts)
+    checks.append(Check(*state_dir_check(None if ledger_url(config, host.environ) else state_dir(config, host.environ))))
     checks += inotify_checks(config, mounts, host.inotify_watches)
     checks.append(systemd_check(config, host.environ))
     checks.append(http_check(config))

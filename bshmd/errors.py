@@ -2,7 +2,8 @@
 
 The names say what happened; ``exit_status`` says what the operator sees. Errors about a
 single input file (``InputRejected`` and its subclasses) never end the daemon: they send
-that file to quarantine with ``reason_code``.
+that file to quarantine with ``reason_code``. ``NotFinished`` is no refusal at all: the input
+is still being written and is looked at again later.
 """
 
 from __future__ import annotations
@@ -74,4 +75,16 @@ class InputRejected(BshmdError):
         super().__init__(message)
         self.reason_code = reason_code
         self.message = message
+        self.measured = dict(measured or {})
+
+
+class NotFinished(BshmdError):
+    """Not a refusal: the input is still being written (bshmd.pipeline.grace). It is given
+    back, never quarantined, and offered again after ``retry_after`` seconds."""
+
+    def __init__(self, why: str, message: str, retry_after: float, measured: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.why = why  # "changed", or the reason it would have been refused for (grace.GRACE_REASONS)
+        self.message = message
+        self.retry_after = retry_after
         self.measured = dict(measured or {})

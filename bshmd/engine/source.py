@@ -1,7 +1,7 @@
 """Where the model comes from: a folder named in the config, or ModelScope's hub and cache.
 
 A daemon must never hang at start-up on a dead network, so every call into ModelScope runs in
-a daemon thread that we stop waiting for after ``model.fetch_timeout_seconds``.
+a daemon thread that we stop waiting for after ``model.fetch_timeout_seconds`` (bshmd.timed).
 """
 
 from __future__ import annotations
@@ -10,17 +10,15 @@ import logging
 import math
 import os
 import socket
-import threading
 import urllib.request
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from bshmd.engine.loader import FIX_HINT, GRAPH_FILE
 from bshmd.errors import ModelFetchError, ModelLoadError
+from bshmd.timed import CallTimeout, call_with_limit
 
 if TYPE_CHECKING:
     from bshmd.config import ModelConfig
@@ -94,6 +92,9 @@ def _from_modelscope(model_cfg: ModelConfig, *, local_files_only: bool) -> Path:
     # single connection attempt inside our own limit (an operator's explicit values win).
     os.environ.setdefault("MODELSCOPE_API_CONNECT_TIMEOUT", str(max(1, math.ceil(limit / 3))))
     os.environ.setdefault("MODELSCOPE_API_TIMEOUT", str(max(1, math.ceil(limit))))
+    # Its own cache and a session file go under ~ unless told otherwise: keep them with the model.
+    os.environ.setdefault("MODELSCOPE_CACHE", str(model_cfg.cache_dir))
+    os.environ.setdefault("MODELSCOPE_CREDENTIALS_PATH", str(model_cfg.cache_dir / ".modelscope"))
     try:
         from modelscope.hub.snapshot_download import snapshot_download
     except ImportError as exc:
@@ -124,7 +125,7 @@ def _from_modelscope(model_cfg: ModelConfig, *, local_files_only: bool) -> Path:
 
     try:
         folder = Path(_call_with_limit(download, limit))
-    except FutureTimeout as exc:
+    except CallTimeout as exc:
         raise ModelFetchError(
             f"{what} model {model_cfg.id} did not finish within {limit:g} s "
             f"(model.fetch_timeout_seconds). {_manual_hint(model_cfg)}."
@@ -146,18 +147,9 @@ def _from_modelscope(model_cfg: ModelConfig, *, local_files_only: bool) -> Path:
 
 
 def _call_with_limit(function: Callable[[], T], limit: float) -> T:
-    """Run ``function`` in a daemon thread; raise TimeoutError if it takes over ``limit`` s.
+    """``function()`` on a daemon thread named for the fetch; CallTimeout after ``limit`` s.
 
     A thread cannot be cancelled: one that overruns is abandoned (it ends when its network
     call gives up, or with the process) rather than blocking start-up.
     """
-    future: Future[T] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(function())
-        except BaseException as exc:  # handed to the waiting caller, never lost in the thread
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name=FETCH_THREAD_NAME, daemon=True).start()
-    return future.result(timeout=limit)
+    return call_with_limit(function, limit, name=FETCH_THREAD_NAME)

@@ -13,11 +13,14 @@ INFO line of ours. With ``logging.level: DEBUG`` nothing is filtered.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from types import ModuleType
 from typing import BinaryIO
@@ -51,6 +54,11 @@ def import_tf() -> ModuleType:
             verbose = logging.getLogger("bshmd").isEnabledFor(logging.DEBUG)
             # 1: TensorFlow's own INFO lines go once absl is initialised; warnings stay.
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "1")
+            # Keras, which TensorFlow imports, writes ~/.keras/keras.json; bshmd reads no Keras
+            # setting, so it gets a folder of its own, gone at exit, not the account's home.
+            if "KERAS_HOME" not in os.environ:
+                os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="bshmd-keras-")
+                atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], True)
             if verbose:
                 import tensorflow as tf
 

@@ -22,8 +22,9 @@ from bshmd.ingest.folders import Clock, Folder, Folders
 from bshmd.ingest.scan import stat_candidate
 from bshmd.ingest.scanner import Scanner
 from bshmd.ledger.claims import LedgerClaim
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import NOT_FINISHED, RELEASED, SKIPPED, Outcome
-from bshmd.records import FileKey, Job
+from bshmd.pipeline.job import Job
 
 log = logging.getLogger("bshmd.ingest")
 

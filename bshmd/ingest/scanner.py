@@ -21,8 +21,8 @@ from bshmd.fs.fresh import revalidate
 from bshmd.ingest import settle as settle_states
 from bshmd.ingest.folders import Clock, Emit, Folder, Folders
 from bshmd.ingest.scan import stat_candidate, walk
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.store import Ledger
-from bshmd.records import FileKey
 
 log = logging.getLogger("bshmd.ingest")
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bshmd.records import FileKey
+from bshmd.ledger.keys import FileKey
 
 SETTLING = "settling"  # being observed until it stops changing
 WAITING = "waiting"  # settled, but could not be claimed or handed over yet; retried later

@@ -5,8 +5,9 @@ what is done, shared by every instance that watches the same folders.
 - PostgreSQL (``ledger.url`` or ``$BSHMD_LEDGER_URL``): for instances on several hosts.
 
 Public API: ``open_ledger`` (a ``Ledger`` for a configuration), ``Claims``/``FolderClaims``
-(the claims of this process), ``Outcome``; see store.py for the claim protocol and share.py
-for the share marker that keeps two ledgers off one output folder.
+(the claims of this process), ``Outcome``; see store.py for the claim protocol, share.py
+for the share marker that keeps two ledgers off one output folder, and statedir.py for where
+the SQLite ledger lives when ``state_dir`` is not set.
 """
 
 from __future__ import annotations
@@ -18,31 +19,22 @@ from typing import TYPE_CHECKING
 from bshmd.errors import ClaimLost, LedgerUnavailable, ShareOwnedElsewhere
 from bshmd.ledger.backend import redact_url
 from bshmd.ledger.outcome import Outcome
+from bshmd.ledger.statedir import LEDGER_FILE, default_state_dir, ensure_state_dir
 
 if TYPE_CHECKING:
     from bshmd.config import Config
     from bshmd.ledger.store import Ledger
 
 LEDGER_URL_ENV = "BSHMD_LEDGER_URL"
-STATE_DIR_ENV = "BSHMD_STATE_DIR"
-DEFAULT_STATE_DIR = Path("/var/lib/bshmd")
-LEDGER_FILE = "ledger.db"
 
 __all__ = ["ClaimLost", "LedgerUnavailable", "Outcome", "ShareOwnedElsewhere", "ledger_url", "open_ledger",
            "redact_url", "state_dir"]
 
 
 def state_dir(config: Config, environ: dict[str, str] | None = None) -> Path:
-    """This host's state folder: ``state_dir``, else $BSHMD_STATE_DIR, else systemd's
-    $STATE_DIRECTORY (its first entry), else /var/lib/bshmd."""
-    env = os.environ if environ is None else environ
-    if config.state_dir is not None:
-        return config.state_dir
-    if env.get(STATE_DIR_ENV):
-        return Path(env[STATE_DIR_ENV])
-    if env.get("STATE_DIRECTORY"):
-        return Path(env["STATE_DIRECTORY"].split(":")[0])
-    return DEFAULT_STATE_DIR
+    """This host's state folder: ``state_dir``, else the default of statedir.py ($BSHMD_STATE_DIR,
+    systemd's $STATE_DIRECTORY, /var/lib/bshmd for root, ~/.local/state/bshmd for other users)."""
+    return config.state_dir if config.state_dir is not None else default_state_dir(environ)
 
 
 def ledger_url(config: Config, environ: dict[str, str] | None = None) -> str | None:
@@ -67,7 +59,7 @@ def open_ledger(config: Config, instance_id: str = "bshmd-cli", environ: dict[st
     if url:
         backend = PostgresBackend(url, read_password(config.ledger.password_file, environ), retry_seconds=retry)
     else:
-        backend = SQLiteBackend(state_dir(config, environ) / LEDGER_FILE, retry_seconds=retry)
+        backend = SQLiteBackend(ensure_state_dir(state_dir(config, environ)) / LEDGER_FILE, retry_seconds=retry)
     try:
         return Ledger(backend, instance_id=instance_id)
     except LedgerUnavailable:

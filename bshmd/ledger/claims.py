@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bshmd.errors import ClaimLost, LedgerUnavailable
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import RELEASED, Outcome
 from bshmd.ledger.share import HEARTBEAT_SECONDS, STATE_DIR_NAME, ensure_marker, heartbeat
 from bshmd.ledger.store import Ledger, Taken, Verdict
-from bshmd.records import FileKey
 
 log = logging.getLogger("bshmd.ledger")
 
@@ -30,7 +30,7 @@ FENCE_MARGIN = 0.25  # of a lease: what a rename may take after its fence check,
 
 
 class LedgerClaim:
-    """A lease on one input file held by this run (the ``Claim`` protocol of records.py)."""
+    """A lease on one input file held by this run (the ``Claim`` protocol of bshmd.ledger.keys)."""
 
     def __init__(self, folder: FolderClaims, key: FileKey, epoch: int, taken_from: str | None) -> None:
         self.folder = folder
@@ -38,7 +38,7 @@ class LedgerClaim:
         self.epoch = epoch  # the fencing number: every write names it
         self.taken_from = taken_from  # instance whose claim this replaced, if any
         self.finished = False
-        self.outcome: Outcome | None = None
+        self.outcome: Outcome | None = None  # how it ended, as its holder said; None: lost
         self.mutex = threading.Lock()
         self._fenced_until = 0.0  # monotonic: nobody can take the file before then (see fence)
 
@@ -46,8 +46,8 @@ class LedgerClaim:
     def path(self) -> Path:
         return self.folder.root / self.key.relpath
 
-    def complete(self, outcome: Outcome | str) -> None:
-        self.folder.claims._finish(self, outcome if isinstance(outcome, Outcome) else Outcome.parse(outcome))
+    def complete(self, outcome: Outcome) -> None:
+        self.folder.claims._finish(self, outcome)
 
     def release(self, outcome: Outcome | None = None) -> None:
         self.folder.claims._finish(self, outcome or Outcome(RELEASED, "released"))
@@ -92,7 +92,8 @@ class Claims:
         self._held: dict[tuple[str, FileKey], LedgerClaim] = {}
         self._unwritten: dict[tuple[str, FileKey], LedgerClaim] = {}
         # Called (from whichever thread finished it) when a held claim ends: completed,
-        # released or lost. The ingestor turns it into its own bookkeeping.
+        # released or lost. The ingestor turns it into its own bookkeeping, reading
+        # ``claim.outcome``: the very Outcome its holder completed or released it with.
         self.on_finished: Callable[[LedgerClaim], None] | None = None
 
     def held(self) -> list[LedgerClaim]:

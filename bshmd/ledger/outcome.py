@@ -1,4 +1,6 @@
-"""How a job ended, as the pipeline tells the ledger: one typed record instead of loose strings."""
+"""How a job ended: one typed record that the pipeline makes once and hands, as the same
+object, to the ledger (through the job's claim) and to whoever listens (``on_done``). Nothing
+parses it back from a string; ``str()`` of it is for log lines only."""
 
 from __future__ import annotations
 
@@ -38,12 +40,6 @@ class Outcome:
     @property
     def done(self) -> bool:
         return self.kind in DONE_KINDS
-
-    @classmethod
-    def parse(cls, text: str) -> Outcome:
-        """'processed', 'quarantined:truncated', 'released:shutdown' (the pipeline's strings)."""
-        kind, _, reason = text.partition(":")
-        return cls(kind, reason or None)
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.reason}" if self.reason else self.kind

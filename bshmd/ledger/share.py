@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from bshmd.errors import LedgerUnavailable, ShareOwnedElsewhere
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import ADOPTED, Outcome
 from bshmd.ledger.store import Ledger
-from bshmd.records import FileKey
 
 log = logging.getLogger("bshmd.ledger")
 

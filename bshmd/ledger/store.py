@@ -31,9 +31,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bshmd.ledger.backend import Backend, Tx
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import RELEASED, Outcome
 from bshmd.ledger.schema import migrate
-from bshmd.records import FileKey
 
 log = logging.getLogger("bshmd.ledger")
 

@@ -10,11 +10,12 @@ given. Past the grace it is quarantined as ``truncated`` like any cut-off file.
 A file whose size or mtime changed since it was settled is not finished either, whatever its
 decoding said: it goes back to settling at once.
 
-The answer is data (``NotFinished`` with ``retry_after``): the pipeline releases the claim
-with ``Outcome(RELEASED, NOT_FINISHED, retry_after)``, which the job ledger keeps (nobody
-claims the file sooner) and the folder's scanner turns back into settling. Nothing here waits
-or touches the file. The clock is the host's wall
-clock against the file's mtime, so hosts and NAS need synchronised clocks (as claims do).
+The answer is data (``NotFinished`` with ``retry_after``, returned, not raised; it is no
+``InputRejected``, so nothing that handles refusals can send it to quarantine): the pipeline
+releases the claim with ``Outcome(RELEASED, NOT_FINISHED, retry_after)``, which the job
+ledger keeps (nobody claims the file sooner) and the folder's scanner turns back into
+settling. Nothing here waits or touches the file. The clock is the host's wall clock against
+the file's mtime, so hosts and NAS need synchronised clocks (as claims do).
 """
 
 from __future__ import annotations
@@ -23,22 +24,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bshmd.errors import InputRejected
+from bshmd.errors import InputRejected, NotFinished
 from bshmd.fs.fresh import revalidate
-from bshmd.ledger.outcome import NOT_FINISHED
-from bshmd.records import FileKey
+from bshmd.ledger.keys import FileKey
 
 # Refusals that a copy still in progress produces.
 GRACE_REASONS = frozenset({"truncated", "empty"})
 
-
-class NotFinished(InputRejected):
-    """Not a refusal: the input is still being written. Offer it again after ``retry_after`` s."""
-
-    def __init__(self, why: str, message: str, retry_after: float, measured: dict | None = None) -> None:
-        super().__init__(NOT_FINISHED, message, measured)
-        self.why = why  # "changed", or the reason it would have been refused for (GRACE_REASONS)
-        self.retry_after = retry_after
+__all__ = ["GRACE_REASONS", "NotFinished", "judge"]
 
 
 def judge(path: Path, key: FileKey, rejection: InputRejected | None, *, grace_seconds: float,

@@ -21,7 +21,9 @@ from typing import Any
 
 from bshmd.config import Config, FolderConfig, load_config, parse_config
 from bshmd.errors import EXIT_FAILURE, EXIT_OK, EXIT_QUARANTINED, ConfigError
-from bshmd.records import FileKey, Job
+from bshmd.ledger.keys import FileKey
+from bshmd.ledger.outcome import PROCESSED, QUARANTINED, RECOVERED, RELEASED, Outcome
+from bshmd.pipeline.job import Job
 
 
 def default_quarantine(dst: Path) -> Path:
@@ -115,15 +117,15 @@ def _run(config: Config, folder: FolderConfig, engine: Any, inputs: list[Path], 
          console: Any, pipeline_class: Any) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    outcomes: Counter[str] = Counter()
+    outcomes: Counter[tuple[str, str | None]] = Counter()  # (kind, reason) → files
     lock = threading.Lock()
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=console, disable=not progress, transient=False)
     task = bar.add_task("processing", total=len(inputs))
 
-    def on_done(job: Job, outcome: str) -> None:
+    def on_done(job: Job, outcome: Outcome) -> None:
         with lock:
-            outcomes[outcome] += 1
+            outcomes[outcome.kind, outcome.reason] += 1
         bar.advance(task)
 
     pipeline = pipeline_class(config, engine, instance_id=config.effective_instance_id, on_done=on_done)
@@ -145,10 +147,10 @@ def _run(config: Config, folder: FolderConfig, engine: Any, inputs: list[Path], 
     return _summarise(outcomes, elapsed, folder)
 
 
-def _summarise(outcomes: Counter[str], elapsed: float, folder: FolderConfig) -> int:
-    processed = outcomes.get("processed", 0)
-    quarantined = {key.split(":", 1)[1]: n for key, n in outcomes.items() if key.startswith("quarantined:")}
-    released = {key.split(":", 1)[1]: n for key, n in outcomes.items() if key.startswith("released:")}
+def _summarise(outcomes: Counter[tuple[str, str | None]], elapsed: float, folder: FolderConfig) -> int:
+    processed = sum(n for (kind, _), n in outcomes.items() if kind in (PROCESSED, RECOVERED))
+    quarantined = {str(reason): n for (kind, reason), n in outcomes.items() if kind == QUARANTINED}
+    released = {str(reason): n for (kind, reason), n in outcomes.items() if kind == RELEASED}
     total = sum(outcomes.values())
     print(f"processed {processed} of {total} images in {elapsed:.1f}s ({total / elapsed:.2f} images/s)")
     print(f"results: {folder.output}")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bshmd.records import FileKey
+from bshmd.ledger.keys import FileKey
 
 # Release reasons that say nothing about the file: retrying soon would fail the same way.
 # ("claim_lost": another instance owns the file; "shutdown": it is retried by the next run.)

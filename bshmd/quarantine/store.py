@@ -55,8 +55,8 @@ from bshmd import __version__
 from bshmd.decode.sidecar import sidecar_of
 from bshmd.errors import InputRejected
 from bshmd.fs.atomic import atomic_write, ensure_root, free_name, numbered_name, open_parent, safe_move
+from bshmd.ledger.keys import FileKey
 from bshmd.pipeline.sidecars import move_with_sidecar
-from bshmd.records import FileKey
 
 if TYPE_CHECKING:
     import numpy as np

@@ -138,9 +138,9 @@ class UndoBook:
         """Take the requeued photo back, unless an instance has claimed it meanwhile: a claim in
         the job ledger, held while the photo moves, so no instance can start on it halfway."""
         from bshmd.ledger import open_ledger
+        from bshmd.ledger.keys import FileKey
         from bshmd.ledger.share import ensure_marker
         from bshmd.ledger.store import Taken
-        from bshmd.records import FileKey
 
         assert done.place is not None
         folder = done.folder

@@ -29,6 +29,7 @@ from bshmd.errors import EXIT_FORCED, EXIT_OK, BshmdError, ConfigError
 from bshmd.service.health import ServiceCollector, ServiceState
 from bshmd.service.signals import SignalQueue, capture_signals
 from bshmd.service.systemd import Notifier
+from bshmd.timed import CallTimeout, call_with_limit, in_thread
 
 log = logging.getLogger("bshmd.service")
 
@@ -187,35 +188,30 @@ class Daemon:
     def _load_model(self) -> bool:
         """Fetch, load and warm the model in a thread while the main loop stays responsive."""
         self.state.set_phase("loading model")
-        outcome: dict[str, Any] = {}
 
-        def load() -> None:
+        def load() -> tuple[Any, float]:
             from bshmd.engine import MattingEngine
 
-            try:
-                started = time.monotonic()
-                engine = MattingEngine.from_config(self.config.model, fetch=True)
-                if self.config.model.warmup:
-                    engine.warmup()
-                outcome["engine"] = engine
-                outcome["seconds"] = time.monotonic() - started
-            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                outcome["error"] = exc
+            started = time.monotonic()
+            engine = MattingEngine.from_config(self.config.model, fetch=True)
+            if self.config.model.warmup:
+                engine.warmup()
+            return engine, time.monotonic() - started
 
-        loader = threading.Thread(target=load, name="bshmd-model-load", daemon=True)
         with self.notifier.extending_timeout("loading model", step_seconds=EXTEND_STEP_SECONDS):
-            loader.start()
-            while loader.is_alive():
+            loading = in_thread(load, name="bshmd-model-load")
+            while not loading.done():
                 if self._wait_and_dispatch(LOOP_TICK_SECONDS):
                     return False  # the thread cannot be interrupted; the exit leaves it behind
-        if "error" in outcome:
-            self.notifier.status(f"cannot load the model: {outcome['error']}")
-            raise outcome["error"]
-        self.engine = outcome["engine"]
+        error = loading.exception()
+        if error is not None:
+            self.notifier.status(f"cannot load the model: {error}")
+            raise error
+        self.engine, seconds = loading.result()
         self.state.model_loaded = True
-        self.state.model_load_seconds = round(outcome["seconds"], 3)
-        self.metrics.model_load_seconds.set(outcome["seconds"])
-        log.info("model ready in %.2f s (loaded%s)", outcome["seconds"],
+        self.state.model_load_seconds = round(seconds, 3)
+        self.metrics.model_load_seconds.set(seconds)
+        log.info("model ready in %.2f s (loaded%s)", seconds,
                  " and warmed up" if self.config.model.warmup else "")
         return True
 
@@ -404,9 +400,12 @@ class Daemon:
         def force() -> None:
             log.warning("received a second %s: stopping now", sig.name)
             if self.pipeline is not None:
-                aborter = threading.Thread(target=self.pipeline.abort, name="bshmd-abort", daemon=True)
-                aborter.start()
-                aborter.join(FORCED_EXIT_GRACE_SECONDS)
+                try:
+                    call_with_limit(self.pipeline.abort, FORCED_EXIT_GRACE_SECONDS, name="bshmd-abort")
+                except CallTimeout:
+                    pass  # stuck in a call nothing can interrupt: the process exits all the same
+                except Exception:
+                    log.exception("aborting the pipeline failed; exiting all the same")
             self.notifier.stopping("forced stop")
             sys.stderr.flush()
             os._exit(EXIT_FORCED)

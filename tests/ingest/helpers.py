@@ -15,8 +15,10 @@ from pathlib import Path
 from bshmd.fs.output import OutputMount
 from bshmd.ledger.backend import SQLiteBackend
 from bshmd.ledger.claims import Claims, FolderClaims
+from bshmd.ledger.keys import FileKey
+from bshmd.ledger.outcome import PROCESSED, Outcome
 from bshmd.ledger.store import Ledger
-from bshmd.records import FileKey, Job
+from bshmd.pipeline.job import Job
 
 _opened: list[Ledger] = []
 
@@ -68,7 +70,7 @@ def process_job(job: Job, log_line: Callable[[str], None] | None = None, on_succ
     if job.taken_from and output_matches(out, job.key):
         if log_line:
             log_line(f"recovered {job.key.relpath!r}")
-        job.claim.complete("processed")
+        job.claim.complete(Outcome(PROCESSED))
         return "recovered"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{threading.get_ident()}.bshmd-tmp")
@@ -87,7 +89,7 @@ def process_job(job: Job, log_line: Callable[[str], None] | None = None, on_succ
         job.path.unlink()
     if log_line:
         log_line(f"processed {job.key.relpath!r}")
-    job.claim.complete("processed")
+    job.claim.complete(Outcome(PROCESSED))
     return "processed"
 
 

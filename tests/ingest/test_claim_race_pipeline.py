@@ -15,8 +15,9 @@ from PIL import Image
 
 from bshmd.config import Config
 from bshmd.decode.image import decode_image
+from bshmd.ledger.keys import FileKey
+from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
-from bshmd.records import FileKey, Job
 from tests.ingest.helpers import folder_claims
 from tests.support import config as support_config
 
@@ -60,7 +61,7 @@ def test_a_job_whose_claim_was_taken_over_before_writing_is_released_and_writes_
 
     outcomes: dict[Path, str] = {}
     pipeline = Pipeline(config, engine, instance_id="node-1", decoder=decode_then_lose_claim,
-                        on_done=lambda job, outcome: outcomes.__setitem__(job.path, outcome))
+                        on_done=lambda job, outcome: outcomes.__setitem__(job.path, str(outcome)))
     pipeline.start()
     try:
         for path, key, claim in ((lost_input, lost_key, lost_claim), (kept_input, kept_key, kept_claim)):

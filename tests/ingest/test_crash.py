@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bshmd.records import FileKey
+from bshmd.ledger.keys import FileKey
 from tests.ingest.helpers import folder_claims, output_matches, test_ledger
 from tests.support.ledger import every_row_done
 from tests.support.waiting import wait_until

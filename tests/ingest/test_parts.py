@@ -17,7 +17,7 @@ import pytest
 from bshmd.ingest import Ingestor
 from bshmd.ingest.folders import Folder
 from bshmd.ingest.scanner import scan_lease
-from bshmd.records import Job
+from bshmd.pipeline.job import Job
 from tests.ingest.helpers import test_ledger
 from tests.support.clock import DrivenClock
 from tests.support.config import QUICK_INGEST, make_config

@@ -11,7 +11,7 @@ import threading
 
 from bshmd.config import parse_config
 from bshmd.ingest import Ingestor
-from bshmd.records import Job
+from bshmd.pipeline.job import Job
 from tests.ingest.helpers import CopyConsumer
 from tests.support.config import QUICK_INGEST, make_config
 from tests.support.waiting import wait_until

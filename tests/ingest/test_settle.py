@@ -5,7 +5,7 @@ from pathlib import Path
 
 from bshmd.fs.fresh import revalidate
 from bshmd.ingest.settle import DONE, SETTLING, WAITING, SettleTracker
-from bshmd.records import FileKey
+from bshmd.ledger.keys import FileKey
 
 
 class Clock:

@@ -13,7 +13,7 @@ import pytest
 
 from bshmd.errors import ClaimLost, LedgerUnavailable
 from bshmd.ingest import Ingestor
-from bshmd.records import FileKey
+from bshmd.ledger.keys import FileKey
 from tests.ingest.helpers import CopyConsumer, folder_claims
 from tests.support.config import QUICK_INGEST, make_config
 from tests.support.waiting import wait_until

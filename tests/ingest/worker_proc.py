@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bshmd.ingest import Ingestor  # noqa: E402
-from bshmd.records import Job  # noqa: E402
+from bshmd.pipeline.job import Job  # noqa: E402
 from tests.ingest.helpers import process_job  # noqa: E402
 from tests.support.config import make_config  # noqa: E402
 

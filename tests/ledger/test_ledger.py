@@ -7,10 +7,10 @@ import pytest
 from bshmd.errors import ClaimLost
 from bshmd.ledger import claims as claims_module
 from bshmd.ledger.claims import Claims, FolderClaims
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import Outcome
 from bshmd.ledger.schema import LATEST, migrate
 from bshmd.ledger.store import Taken, Verdict
-from bshmd.records import FileKey
 from tests.support.clock import DrivenClock
 from tests.support.ledger import retry_due, wait_claim_ran_out, wait_lease_ran_out
 from tests.support.waiting import wait_until

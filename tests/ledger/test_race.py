@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from bshmd.ledger.backend import PostgresBackend, SQLiteBackend
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.store import Ledger, Taken
-from bshmd.records import FileKey
 
 KEY = FileKey("race/contested.jpg", 4321, 1_700_000_000_000_000_000)
 FOLDER = "r" * 32

@@ -21,8 +21,9 @@ import pytest
 
 from bshmd.config import Config
 from bshmd.ingest import Ingestor
+from bshmd.ledger.outcome import Outcome
+from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
-from bshmd.records import Job
 from tests.support.config import make_config
 from tests.support.waiting import wait_until
 
@@ -100,9 +101,9 @@ class HotFolder:
                 return True
         return False
 
-    def _done(self, job: Job, outcome: str) -> None:
+    def _done(self, job: Job, outcome: Outcome) -> None:
         with self._lock:
-            self.outcomes.append((job.key.relpath, outcome))
+            self.outcomes.append((job.key.relpath, str(outcome)))
 
     def of(self, relpath: str) -> list[str]:
         with self._lock:

@@ -12,8 +12,8 @@ from bshmd.errors import InputRejected
 from bshmd.fs.mounts import Mount, attribute_cache, parse_mountinfo
 from bshmd.ingest.attrcache import settle_window
 from bshmd.ingest.filters import PathFilter, is_ignored_name
+from bshmd.ledger.keys import FileKey
 from bshmd.pipeline.grace import NotFinished, judge
-from bshmd.records import FileKey
 from tests.support.config import QUICK_INGEST, make_config
 
 

@@ -19,8 +19,9 @@ import pytest
 from PIL import Image, ImageCms
 
 from bshmd.config import Config
+from bshmd.ledger.keys import FileKey
+from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
-from bshmd.records import FileKey, Job
 from tests.outputs.studio_files import (
     ADOBE_RGB,
     SRGB,
@@ -66,7 +67,7 @@ def process(config: Config, engine: Any, paths: list[Path]) -> dict[Path, str]:
     """Run ``paths`` through a real Pipeline; input → outcome."""
     outcomes: dict[Path, str] = {}
     pipeline = Pipeline(config, engine, instance_id="test-meta",
-                        on_done=lambda job, outcome: outcomes.__setitem__(job.path, outcome))
+                        on_done=lambda job, outcome: outcomes.__setitem__(job.path, str(outcome)))
     pipeline.start()
     try:
         folder = config.folders[0]

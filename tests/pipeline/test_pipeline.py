@@ -17,11 +17,12 @@ from PIL import Image
 from bshmd.config import Config
 from bshmd.decode.image import decode_image
 from bshmd.engine import MattingEngine
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import Outcome
 from bshmd.metrics import Metrics
 from bshmd.outputs.edges import estimate_foreground
+from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
-from bshmd.records import FileKey, Job
 from bshmd.testing.images import synthetic_portrait
 from bshmd.testing.standin import write_standin_graph
 from tests.support import config as support_config
@@ -81,12 +82,12 @@ def job_for(config: Config, path: Path, index: int = 0, claim: Any = None) -> Jo
 
 class Results:
     def __init__(self) -> None:
-        self.outcomes: dict[Path, str] = {}
+        self.outcomes: dict[Path, str] = {}  # how each ended, as its log line says it
         self.lock = threading.Lock()
 
-    def __call__(self, job: Job, outcome: str) -> None:
+    def __call__(self, job: Job, outcome: Outcome) -> None:
         with self.lock:
-            self.outcomes[job.path] = outcome
+            self.outcomes[job.path] = str(outcome)
 
 
 @pytest.fixture
@@ -409,7 +410,7 @@ def test_a_slow_writer_holds_back_submit_and_bounds_memory(tmp_path: Path, run_p
     writer_may_go = threading.Event()
     high_water = []
 
-    def slow_done(job: Job, outcome: str) -> None:
+    def slow_done(job: Job, outcome: Outcome) -> None:
         writer_may_go.wait(60)  # the write threads stay busy until the test lets them go
 
     pipeline = run_pipeline(config, on_done=slow_done)

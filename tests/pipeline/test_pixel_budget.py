@@ -14,9 +14,11 @@ from PIL import Image
 from bshmd.config import parse_config
 from bshmd.cpus import usable_cpus
 from bshmd.decode.image import decode_image
+from bshmd.ledger.keys import FileKey
+from bshmd.ledger.outcome import PROCESSED, Outcome
 from bshmd.pipeline.budget import HeapTrim, PixelBudget, image_megapixels
+from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
-from bshmd.records import FileKey, Job
 from bshmd.testing.images import synthetic_portrait
 from tests.support.waiting import wait_until
 
@@ -121,10 +123,10 @@ class InFlight:
             self.most = max(self.most, self.current)
         return image
 
-    def done(self, job: Job, outcome: str) -> None:
+    def done(self, job: Job, outcome: Outcome) -> None:
         with self.lock:
             self.current -= 1
-        assert outcome == "processed", outcome
+        assert outcome == Outcome(PROCESSED), outcome
 
 
 @pytest.mark.parametrize(("budget_mp", "most"), [(0.25, 1), (0.5, 2)])

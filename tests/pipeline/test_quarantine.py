@@ -16,9 +16,10 @@ from PIL import Image
 from bshmd.cli import main
 from bshmd.config import Config, FolderConfig, GateConfig
 from bshmd.errors import InputRejected
+from bshmd.ledger.keys import FileKey
+from bshmd.ledger.outcome import QUARANTINED, Outcome
 from bshmd.pipeline.gate import check_matte
 from bshmd.quarantine import store as q
-from bshmd.records import FileKey
 from tests.ingest.helpers import folder_claims
 from tests.support.config import config_data
 
@@ -95,7 +96,7 @@ def test_requeue_gives_a_new_key_and_accept_passes_once(quarantined: q.Quarantin
     store = folder_claims(hot, "host-1")
     claim = store.try_claim(FileKey("shoot/dancer.png", old_key.size, old_key.mtime_ns))
     assert claim is not None
-    claim.complete("quarantined")
+    claim.complete(Outcome(QUARANTINED))
 
     back = q.requeue(quarantined, accept=True, by="tester")
     assert back == hot["in"] / "shoot" / "dancer.png"

@@ -22,9 +22,11 @@ from PIL import Image
 from bshmd.config import Config
 from bshmd.decode.image import decode_image
 from bshmd.ingest import Ingestor
+from bshmd.ledger.keys import FileKey
+from bshmd.ledger.outcome import Outcome
+from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.pipeline.retry import RetryBackoff
-from bshmd.records import FileKey, Job
 from bshmd.service.health import ServiceState
 from tests.support import config as support_config
 from tests.support.waiting import wait_until
@@ -85,9 +87,9 @@ def test_a_file_whose_quarantine_folder_is_a_symlink_waits_longer_each_time_then
                 attempts.append(time.monotonic())
         return decode_image(path, **limits)
 
-    def on_done(job: Job, outcome: str) -> None:
+    def on_done(job: Job, outcome: Outcome) -> None:
         with lock:
-            outcomes.append((job.path.name, outcome))
+            outcomes.append((job.path.name, str(outcome)))
 
     caplog.set_level(logging.DEBUG, logger="bshmd.pipeline")
     pipeline = Pipeline(config, engine, instance_id="node-1", on_done=on_done, decoder=decoder,
@@ -147,34 +149,34 @@ def test_an_unavailable_output_backs_off_per_file_and_a_success_or_a_new_version
     folder = config.folders[0]
     source = tmp_path / "in" / "a.jpg"
     source.write_bytes(photo(3))
-    outcomes: list[str] = []
+    ended: list[Outcome] = []
     caplog.set_level(logging.DEBUG, logger="bshmd.pipeline")
-    pipeline = Pipeline(config, engine, instance_id="node-1", on_done=lambda job, o: outcomes.append(o))
+    pipeline = Pipeline(config, engine, instance_id="node-1", on_done=lambda job, o: ended.append(o))
     pipeline.start()
 
-    def attempt() -> Job:
+    def attempt() -> Outcome:
         # What the ingestor does for each offer: a new Job for the file as it is now.
         job = Job(folder=folder, path=source, key=FileKey.of(folder.input, source))
-        count = len(outcomes)
+        count = len(ended)
         assert pipeline.submit(job, timeout=10)
-        wait_until(lambda: len(outcomes) > count, 30, "the attempt to finish")
-        return job
+        wait_until(lambda: len(ended) > count, 30, "the attempt to finish")
+        return ended[-1]
 
     def errors() -> list[str]:
         return [r.getMessage() for r in caplog.records
                 if r.levelno >= logging.ERROR and "cannot write results" in r.getMessage()]
 
     try:
-        delays = [attempt().outcome.retry_after for _ in range(3)]
-        assert outcomes == ["released:output_unavailable"] * 3
+        delays = [attempt().retry_after for _ in range(3)]
+        assert [str(o) for o in ended] == ["released:output_unavailable"] * 3
         assert delays == [BASE, 2 * BASE, 4 * BASE]
         assert len(errors()) == 1
         assert pipeline.health().files_backing_off == 1
         assert backing_off(pipeline, "output_unavailable") == 1
 
         (tmp_path / "share" / "out").mkdir()  # the share is back
-        assert attempt().outcome.retry_after is None
-        assert outcomes[-1] == "processed"
+        assert attempt().retry_after is None
+        assert str(ended[-1]) == "processed"
         assert pipeline.health().files_backing_off == 0
 
         # The share goes again and the file is re-exported (new mtime: a new key): a new
@@ -182,8 +184,8 @@ def test_an_unavailable_output_backs_off_per_file_and_a_success_or_a_new_version
         (tmp_path / "share" / "out").rename(tmp_path / "share" / "gone")
         info = source.stat()
         os.utime(source, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
-        assert attempt().outcome.retry_after == BASE
-        assert outcomes[-1] == "released:output_unavailable"
+        assert attempt().retry_after == BASE
+        assert str(ended[-1]) == "released:output_unavailable"
         assert len(errors()) == 2
     finally:
         assert pipeline.stop(timeout=30)

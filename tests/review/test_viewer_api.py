@@ -13,10 +13,10 @@ from PIL import Image
 
 from bshmd.errors import InputRejected
 from bshmd.ledger import open_ledger
+from bshmd.ledger.keys import FileKey
 from bshmd.ledger.share import ensure_marker
 from bshmd.ledger.store import Taken
 from bshmd.quarantine.store import quarantine_input
-from bshmd.records import FileKey
 from bshmd.review.tiles import TILE
 
 from .conftest import Served, Tree

@@ -23,8 +23,10 @@ from PIL import Image
 from bshmd.config import parse_config
 from bshmd.decode.image import decode_image
 from bshmd.errors import InputRejected
+from bshmd.ledger.keys import FileKey
+from bshmd.ledger.outcome import Outcome
+from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
-from bshmd.records import FileKey, Job
 from tests.support.testdata import PHOTOS
 from tests.survival.harness import image_bytes
 
@@ -112,9 +114,9 @@ class _Outcomes:
         self.done: dict[str, str] = {}  # by relpath: ids of finished jobs get reused
         self.cond = threading.Condition()
 
-    def __call__(self, job: Job, outcome: str) -> None:
+    def __call__(self, job: Job, outcome: Outcome) -> None:
         with self.cond:
-            self.done[job.key.relpath] = outcome
+            self.done[job.key.relpath] = str(outcome)
             self.cond.notify_all()
 
     def wait(self, job: Job, timeout: float) -> str | None:

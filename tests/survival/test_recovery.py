@@ -18,9 +18,10 @@ import pytest
 from PIL import Image
 
 from bshmd.config import parse_config
+from bshmd.ledger.keys import FileKey
 from bshmd.outputs.render import output_paths, write_outputs
+from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
-from bshmd.records import FileKey, Job
 from tests.ingest.helpers import folder_claims
 from tests.survival.harness import image_bytes
 

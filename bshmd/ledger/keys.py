@@ -1,16 +1,14 @@
-"""The records that flow between bshmd's stages: watch → settle/claim → batch → engine → write."""
+"""File identity as the ledger keeps it: what makes two sightings the same input, and the
+lease on one input that travels with it while it is in flight."""
 
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from bshmd.config import FolderConfig
-    from bshmd.ledger.outcome import Outcome
+from bshmd.ledger.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class FileKey:
 
 
 class Claim(Protocol):
-    """A lease on one input, held while it is in flight (see bshmd.ledger)."""
+    """A lease on one input, held while it is in flight (``LedgerClaim`` in bshmd.ledger.claims)."""
 
     taken_from: str | None  # whose claim this replaced (an earlier holder that died), if any
 
@@ -50,27 +48,3 @@ class Claim(Protocol):
     def fence(self) -> None:
         """Raise ClaimLost when this process stalled (frozen, swapped out) for so long since
         ``verify`` that another instance may have taken the file: called before each rename."""
-
-
-@dataclass
-class Job:
-    """One settled, claimed input file on its way through the pipeline."""
-
-    folder: FolderConfig
-    path: Path  # absolute path of the input file
-    key: FileKey
-    claim: Claim | None = None
-    settled_at: float = field(default_factory=time.monotonic)
-    accept_once: bool = False  # requeued with --accept: skip the quality gate this time
-    timings: dict[str, float] = field(default_factory=dict)
-    # An earlier holder that died may have written the results already: the pipeline looks
-    # for them (stamped with this input's mtime) before doing the work again.
-    taken_from: str | None = None
-    matte: dict[str, Any] | None = None  # the quality gate's measurements of the matte
-    moved_to: Path | None = None  # on_success: move
-    quarantined_to: Path | None = None
-    outcome: Outcome | None = None  # how it ended, as recorded in the ledger (retry_after included)
-
-    @property
-    def relpath(self) -> PurePosixPath:
-        return PurePosixPath(self.key.relpath)

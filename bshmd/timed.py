@@ -1,4 +1,4 @@
-"""Run one call with a time limit on a worker thread that can be abandoned.
+"""Run a call with a time limit on a worker thread that can be abandoned.
 
 Python cannot kill a thread, and one input on a dying NAS can block ``read()`` for ever.
 A stage thread therefore hands each call to its own worker thread and waits on a future
@@ -6,8 +6,17 @@ with a timeout. When the time is up the stage thread gives up on the call, aband
 worker (it exits by itself if the call ever returns) and starts a fresh one, so the stage
 never loses capacity to a stuck file.
 
+The same holds for one-off calls that must not hang the daemon: fetching the model from a
+hub on a dead network (bshmd.engine.source), loading it while the main loop keeps answering
+signals (bshmd.service.daemon). ``in_thread`` and ``call_with_limit`` are those; a stage
+thread that makes many calls keeps a ``TimedRunner``.
+
 ``concurrent.futures.ThreadPoolExecutor`` is not used because it joins its workers at
 interpreter exit: one stuck read would hang the process's shutdown.
+
+This module sits at the top of the package, beside ``errors``, and imports nothing of bshmd:
+the engine, the pipeline and the service all use it, so it must be below all three. It is
+about threads, not files, so it does not belong in ``bshmd.fs``.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ R = TypeVar("R")
 _EXIT = object()
 
 
-class StageTimeout(Exception):
+class CallTimeout(TimeoutError):
     """The call did not finish within its time limit; its worker was abandoned."""
 
 
@@ -45,7 +54,7 @@ def lower_own_priority(niceness: int) -> None:
 
 
 class _Worker:
-    def __init__(self, name: str, niceness: int) -> None:
+    def __init__(self, name: str, niceness: int = 0) -> None:
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._niceness = niceness
         # Daemon: an abandoned worker stuck in a read must not keep the process alive.
@@ -98,7 +107,7 @@ class TimedRunner:
             self._worker.retire()
             self.abandoned.append(self._worker.thread)
             self._worker = self._new_worker()
-            raise StageTimeout(f"took longer than {timeout:g}s") from None
+            raise CallTimeout(f"took longer than {timeout:g}s") from None
 
     def close(self, timeout: float = 0.0) -> list[threading.Thread]:
         """Retire the worker; return the threads still running (stuck calls) after ``timeout``."""
@@ -107,3 +116,25 @@ class TimedRunner:
         for thread in threads:
             thread.join(timeout)
         return [thread for thread in threads if thread.is_alive()]
+
+
+def in_thread(fn: Callable[[], R], *, name: str) -> Future[R]:
+    """Start ``fn`` on a daemon thread of its own; its result (or exception) comes in the future.
+
+    Nobody joins the thread: a caller that stops waiting leaves it behind, and it ends when
+    ``fn`` returns (or with the process).
+    """
+    worker = _Worker(name)
+    future = worker.submit(fn)
+    worker.retire()  # one call, then the thread ends
+    return future
+
+
+def call_with_limit(fn: Callable[[], R], limit: float, *, name: str) -> R:
+    """``fn()`` on a thread of its own; CallTimeout (a TimeoutError) once it takes over ``limit`` s."""
+    future = in_thread(fn, name=name)
+    try:
+        return future.result(timeout=limit)
+    except FutureTimeout:
+        future.cancel()
+        raise CallTimeout(f"took longer than {limit:g}s") from None
