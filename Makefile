@@ -3,7 +3,7 @@ VENV ?= .venv
 CONFIG ?= etc/quickstart.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-dev run test lint
+.PHONY: setup setup-dev run test test-fast lint
 setup:
 	VENV=$(VENV) scripts/setup
 
@@ -15,6 +15,10 @@ run: setup
 
 test: setup-dev
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests marked slow (daemons, survival, browser, anything over ~5 s).
+test-fast: setup-dev
+	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: setup-dev
 	$(VENV)/bin/ruff check .

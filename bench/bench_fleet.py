@@ -37,7 +37,7 @@ from bshmd.ledger.keys import FileKey  # noqa: E402
 from bshmd.ledger.outcome import Outcome  # noqa: E402
 from bshmd.ledger.store import Ledger  # noqa: E402
 
-LEASE_SECONDS = 60.0  # claims.lease_seconds' default
+LEASE_SECONDS = 60.0  # ledger.lease_seconds' default
 
 
 def _ledger(url: str, instance: str) -> Ledger:

@@ -4,7 +4,7 @@ files against watchdog's PollingObserver, and memory at a million done rows.
     .venv/bin/python bench/bench_ledger.py [--files 2000] [--idle-files 100000 --idle-folders 10000]
                                            [--idle-seconds 30] [--rows 1000000] [--pg-url URL]
 
-PostgreSQL: --pg-url, else a throw-away server started like the tests do (tests/pg.py: needs
+PostgreSQL: --pg-url, else a throw-away server started like the tests do (tests/support/pg.py: needs
 the postgresql package and root); skipped when neither is possible.
 """
 
@@ -225,7 +225,7 @@ def main() -> int:
 
 
 class _postgres:
-    """--pg-url, or a throw-away server from tests/pg.py, or None."""
+    """--pg-url, or a throw-away server from tests/support/pg.py, or None."""
 
     def __init__(self, url: str | None) -> None:
         self.url, self._cluster = url, None
@@ -233,7 +233,7 @@ class _postgres:
     def __enter__(self) -> str | None:
         if self.url:
             return self.url
-        from tests import pg
+        from tests.support import pg
 
         if pg.available():
             return None

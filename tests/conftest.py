@@ -11,9 +11,25 @@ from typing import Any
 
 import pytest
 
-from tests.testdata import MODELS, PHOTOS, PORTRAIT, PORTRAIT_MATTE
+from tests.support.testdata import MODELS, PHOTOS, PORTRAIT, PORTRAIT_MATTE
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
+TESTS = REPO / "tests"
+
+# Slow by what they are, whole modules at a time: the survival runs (daemons killed, frozen,
+# starved) and the browser tests (a real Chromium). Single slow tests carry the mark themselves.
+SLOW_PLACES = ("survival/", "review/test_browser.py", "review/test_triage_browser.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            where = item.path.relative_to(TESTS).as_posix()
+        except ValueError:
+            continue
+        if where.startswith(SLOW_PLACES):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -23,7 +39,7 @@ def shared_testdata() -> Path:
     The name is from when this material lived beside the checkout in ../shared. The studio
     portrait and its BSHM matte did not come along (no licence could be established): a test
     that wants a real portrait and a real matte of it takes ``studio_png`` and ``studio_matte``
-    (below), or tests.testdata.PORTRAIT and PORTRAIT_MATTE.
+    (below), or tests.support.testdata.PORTRAIT and PORTRAIT_MATTE.
     """
     return PHOTOS
 
@@ -75,8 +91,34 @@ def hot(tmp_path: Path) -> dict[str, Path]:
     return folders
 
 
-def open_fd_count() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_fds() -> dict[int, str]:
+    """This process's open file descriptors and what each points at."""
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the listing's own descriptor, closed already
+            continue
+    return fds
+
+
+@pytest.fixture
+def no_leaked_fds() -> Iterator[None]:
+    """Fail a test that leaves files or sockets of its own open (the thread check's twin).
+
+    Used where a test opens and closes its own things (tests/ingest, the ledger): elsewhere
+    module fixtures and TensorFlow keep descriptors for the session on purpose. A daemon
+    thread may still be closing a file when the test returns: that gets a few seconds.
+    """
+    before = open_fds()
+
+    def leaked() -> dict[int, str]:
+        now = open_fds()
+        return {fd: target for fd, target in now.items() if before.get(fd) != target}
+
+    yield
+    closed = wait_until(lambda: not leaked(), 5, fail=False)
+    assert closed, f"file descriptors left open: {leaked()}"
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +158,8 @@ def studio_rgb(studio_png: Path):  # noqa: ANN201 - numpy array
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Any]:
-    """A real PostgreSQL server for the session (see tests/pg.py); skipped where none can run."""
-    from tests import pg
+    """A real PostgreSQL server for the session (see tests/support/pg.py); skipped where none can run."""
+    from tests.support import pg
 
     why = pg.available()
     if why:

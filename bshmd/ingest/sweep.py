@@ -19,12 +19,14 @@ import re
 import stat as stat_module
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from bshmd.config import Config
 from bshmd.fs.names import is_temp_name
 
 log = logging.getLogger("bshmd.ingest.sweep")
+_ingest_log = logging.getLogger("bshmd.ingest")  # sweep_folders reports as the ingestor
 
 # The claim files of bshmd 0.1 (``.bshmd/claims/``, adopted into the job ledger at the first
 # start): the temporary and generation-lock names its writers created.
@@ -134,3 +136,20 @@ def sweep_leftovers(claims_dir: Path, result_roots: Iterable[Path], lease_second
         seen.add(key)
         removed += sweep_results(Path(root), results_max_age(lease_seconds), now=now, stop=stop)
     return removed
+
+
+def sweep_folders(config: Config, stop: threading.Event, emit: Callable[[str, dict], None]) -> None:
+    """Once per start (its own thread): sweep every configured folder pair, logging what went."""
+    for cfg in config.folders:
+        if stop.is_set():
+            return
+        try:
+            removed = sweep_leftovers(cfg.state_dir / "claims",
+                                      (cfg.output, cfg.quarantine, cfg.done_dir, cfg.rejected_dir),
+                                      config.ledger.lease_seconds, stop=stop)
+        except Exception:
+            _ingest_log.exception("sweeping leftovers of %s failed; continuing", cfg.output)
+            continue
+        if removed:
+            _ingest_log.info("removed %d leftover temporary or lock file(s) of %s", len(removed), cfg.input)
+            emit("swept", {"folder": str(cfg.input), "removed": len(removed)})

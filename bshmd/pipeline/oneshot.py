@@ -70,17 +70,14 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 
 def find_inputs(folder: FolderConfig, config: Config) -> Iterator[Path]:
     """Every candidate image below the input folder, by the daemon's own rules, in sorted order."""
+    from bshmd.fs.walk import walk
     from bshmd.ingest.filters import PathFilter, excluded_dirs_for
 
     path_filter = PathFilter(folder.input, config.extensions, excluded_dirs_for([folder]), folder.ignore,
                              config.raw_pairs_for(folder))
-    for root, dirs, files in os.walk(folder.input):
-        here = Path(root)
-        dirs[:] = sorted(d for d in dirs if path_filter.accepts_dir(here / d))
-        for name in sorted(files):
-            path = here / name
-            if path_filter.accepts_file(path) and not path.is_symlink() and path_filter.paired_with(path) is None:
-                yield path
+    for path, _st in walk(folder.input, path_filter):
+        if path_filter.paired_with(path) is None:
+            yield path
 
 
 def run_process(src: Path, dst: Path, *, quarantine: Path | None, model_path: Path | None,

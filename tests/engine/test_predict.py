@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bshmd.engine import MattingEngine
 from bshmd.engine.engine import MAX_CONCURRENT_RUNS
@@ -77,6 +78,7 @@ def test_guided_upsampling_follows_the_image_edges_better_than_bilinear() -> Non
     assert _edge_error(guided, truth) < 0.75 * _edge_error(bilinear, truth)
 
 
+@pytest.mark.slow
 def test_a_4000_by_3000_photo_gets_a_full_size_matte_with_sharp_edges(engine: MattingEngine) -> None:
     import cv2
 

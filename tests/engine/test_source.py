@@ -13,19 +13,11 @@ from bshmd.config import ModelConfig
 from bshmd.engine import MattingEngine, resolve_model_dir
 from bshmd.engine.source import FETCH_THREAD_NAME, _call_with_limit
 from bshmd.errors import ModelFetchError, ModelLoadError
+from tests.support.waiting import wait_until
 
 from .images import subject_on_backdrop
 
 MODEL_ID = "damo/cv_unet_image-matting"
-
-
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _fetch_threads() -> list[threading.Thread]:
@@ -71,7 +63,7 @@ def test_fetch_without_network_fails_within_the_limit_saying_how_to_place_the_mo
     message = str(caught.value)
     assert MODEL_ID in message and "model.path" in message and "\n" not in message
     # The abandoned download ends on its own once modelscope gives up on the network.
-    assert _wait_for(lambda: not _fetch_threads(), timeout=120)
+    assert wait_until(lambda: not _fetch_threads(), 120, "the fetch threads to end")
 
 
 def test_call_with_limit_stops_waiting_for_a_call_that_hangs() -> None:
@@ -79,5 +71,5 @@ def test_call_with_limit_stops_waiting_for_a_call_that_hangs() -> None:
     with pytest.raises(TimeoutError):
         _call_with_limit(lambda: release.wait(30), 0.2)
     release.set()
-    assert _wait_for(lambda: not _fetch_threads(), timeout=10)
+    assert wait_until(lambda: not _fetch_threads(), 10, "the fetch threads to end")
     assert _call_with_limit(lambda: 42, 5) == 42

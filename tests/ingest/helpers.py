@@ -1,4 +1,6 @@
-"""A small real consumer and config builder for the ingest tests (no part of bshmd is faked)."""
+"""A small real consumer for the ingest tests, and more instances of bshmd (no part of bshmd is faked).
+
+The configuration factory and the waiter are tests.support's."""
 
 from __future__ import annotations
 
@@ -9,9 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from bshmd.config import Config, parse_config
 from bshmd.fs.output import OutputMount
 from bshmd.ledger.backend import SQLiteBackend
 from bshmd.ledger.claims import Claims, FolderClaims
@@ -20,11 +20,21 @@ from bshmd.ledger.outcome import PROCESSED, Outcome
 from bshmd.ledger.store import Ledger
 from bshmd.pipeline.job import Job
 
+_opened: list[Ledger] = []
+
 
 def test_ledger(instance: str) -> Ledger:
     """A connection to this test's SQLite ledger (the one every Ingestor and daemon of the
-    test opens through $BSHMD_STATE_DIR), as instance ``instance`` with a token of its own."""
-    return Ledger(SQLiteBackend(Path(os.environ["BSHMD_STATE_DIR"]) / "ledger.db"), instance_id=instance)
+    test opens through $BSHMD_STATE_DIR), as instance ``instance`` with a token of its own.
+    Closed after the test (tests/ingest/conftest.py), or by close_test_ledgers."""
+    ledger = Ledger(SQLiteBackend(Path(os.environ["BSHMD_STATE_DIR"]) / "ledger.db"), instance_id=instance)
+    _opened.append(ledger)
+    return ledger
+
+
+def close_test_ledgers() -> None:
+    while _opened:
+        _opened.pop().close()
 
 
 def folder_claims(hot: dict[str, Path], instance: str, lease_seconds: float = 60.0) -> FolderClaims:
@@ -34,23 +44,6 @@ def folder_claims(hot: dict[str, Path], instance: str, lease_seconds: float = 60
 
 
 test_ledger.__test__ = False  # a helper, not a test
-
-
-def make_config(hot: dict[str, Path], **overrides: Any) -> Config:
-    folder = {"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}
-    folder.update(overrides.pop("folder", {}))
-    data = {"folders": [folder], "settle_seconds": 0.5, "poll_seconds": 0.5, "rescan_seconds": 30}
-    data.update(overrides)
-    return parse_config(data, base_dir=hot["in"].parent)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def output_matches(output: Path, key: FileKey) -> bool:
@@ -128,7 +121,7 @@ class CopyConsumer:
             if job is None:
                 return
             if self.delay:
-                time.sleep(self.delay)
+                time.sleep(self.delay)  # the work's own duration (real time), not synchronisation
             try:
                 process_job(job, on_success=self.on_success)
             except Exception as exc:  # noqa: BLE001 - kept for the test to judge; the worker goes on

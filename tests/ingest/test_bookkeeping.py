@@ -14,7 +14,9 @@ import pytest
 
 from bshmd.ingest import Ingestor
 from bshmd.ledger.claims import DONE_CACHE_LIMIT
-from tests.ingest.helpers import CopyConsumer, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer
+from tests.support.config import QUICK_INGEST, make_config
+from tests.support.waiting import wait_until
 
 FILES = 240
 
@@ -33,16 +35,17 @@ def _drop(folder, count: int) -> list[str]:
 def ingest(hot, request) -> Iterator[tuple[Ingestor, CopyConsumer]]:
     on_success, watch = request.param
     consumer = CopyConsumer(capacity=32, on_success=on_success)
-    config = make_config(hot, settle_seconds=0.2, poll_seconds=0.2, rescan_seconds=600,
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.2, poll_seconds=0.2, rescan_seconds=600,
                          on_success=on_success, folder={"watch": watch})
     ingestor = Ingestor(config, consumer.on_ready, instance_id="bookkeeping")
     ingestor.start()
     yield ingestor, consumer
-    ingestor.stop()
+    ingestor.close()
     consumer.close()
 
 
-@pytest.mark.parametrize("ingest", [("move", "events"), ("delete", "events"), ("move", "poll")], indirect=True,
+@pytest.mark.parametrize("ingest", [("move", "events"), ("delete", "events"),
+                                    pytest.param(("move", "poll"), marks=pytest.mark.slow)], indirect=True,
                          ids=["move-events", "delete-events", "move-poll"])
 def test_records_of_files_that_left_the_folder_are_dropped(hot, ingest):
     ingestor, consumer = ingest
@@ -61,6 +64,7 @@ def test_records_of_files_that_left_the_folder_are_dropped(hot, ingest):
     assert all(count == 1 for count in consumer.counts.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ingest", [("keep", "events")], indirect=True, ids=["keep"])
 def test_kept_files_keep_one_small_record_each_until_they_go(hot, ingest):
     ingestor, consumer = ingest

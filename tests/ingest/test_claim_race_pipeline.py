@@ -10,23 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from bshmd.config import Config, parse_config
+from bshmd.config import Config
 from bshmd.decode.image import decode_image
 from bshmd.ledger.keys import FileKey
 from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
 from tests.ingest.helpers import folder_claims
+from tests.support import config as support_config
 
 
 def make_config(hot: dict[str, Path]) -> Config:
-    return parse_config({
-        "folders": [{"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}],
-        "batch": {"max_size": 2, "max_wait_ms": 20},
-        "pipeline": {"decode_workers": 1, "write_workers": 1, "queue_size": 4},
-        "gate": {"enabled": False},
-    }, base_dir=hot["in"].parent)
+    return support_config.make_config(hot, batch={"max_size": 2, "max_wait_ms": 20},
+                                      pipeline={"decode_workers": 1, "write_workers": 1, "queue_size": 4},
+                                      gate={"enabled": False})
 
 
 def portrait(path: Path, seed: int) -> Path:
@@ -42,6 +41,7 @@ def written_results(out: Path) -> list[Path]:
     return [p for p in out.rglob("*") if p.is_file() and ".bshmd" not in p.parts]
 
 
+@pytest.mark.slow
 def test_a_job_whose_claim_was_taken_over_before_writing_is_released_and_writes_nothing(hot, engine):
     config = make_config(hot)
     folder = config.folders[0]

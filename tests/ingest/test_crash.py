@@ -7,14 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from bshmd.ledger.keys import FileKey
-from tests.ingest.helpers import folder_claims, output_matches, wait_until
+from tests.ingest.helpers import folder_claims, output_matches, test_ledger
+from tests.support.ledger import every_row_done
+from tests.support.waiting import wait_until
 
 WORKER = Path(__file__).with_name("worker_proc.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +71,16 @@ def assert_each_exactly_once(hot: dict[str, Path], paths: list[Path], log: Path)
         assert store.is_done(key), f"{key.relpath} has no done record"
 
 
+def wait_all_done(count: int) -> None:
+    """Until every file's row is done in the ledger: no instance can pick one up again after
+    that, and stop_all lets each worker finish (and log) whatever it had picked up before."""
+    ledger = test_ledger("checker")
+    try:
+        wait_until(lambda: every_row_done(ledger, count), 60, "every file done in the ledger")
+    finally:
+        ledger.close()
+
+
 def stop_all(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -100,7 +111,7 @@ def test_restart_after_sigkill_processes_everything_exactly_once(hot, tmp_path):
             lambda: {rel for _, rel in read_log(log)} >= {FileKey.of(hot["in"], p).relpath for p in paths},
             timeout=60,
         )
-        time.sleep(1.0)  # let a wrong second pickup show up in the log
+        wait_all_done(len(paths))  # then stopping drains any wrong second pickup into the log
     finally:
         stop_all(procs)
     assert_each_exactly_once(hot, paths, log)
@@ -117,7 +128,7 @@ def test_three_instances_one_killed_share_300_files_exactly_once(hot, tmp_path):
         victim.wait()
         relpaths = {FileKey.of(hot["in"], p).relpath for p in paths}
         assert wait_until(lambda: {rel for _, rel in read_log(log)} >= relpaths, timeout=120)
-        time.sleep(1.0)
+        wait_all_done(len(paths))
     finally:
         stop_all(procs)
     assert_each_exactly_once(hot, paths, log)

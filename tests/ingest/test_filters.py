@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bshmd.ingest.filters import PathFilter, excluded_dirs_for, is_ignored_name
-from tests.ingest.helpers import make_config
+from tests.support.config import QUICK_INGEST, make_config
 
 ROOT = Path("/srv/in")
 
@@ -47,7 +47,7 @@ def test_files_outside_the_root_are_rejected():
 
 
 def test_folders_bshmd_writes_are_never_picked_up(hot):
-    config = make_config(hot)
+    config = make_config(hot, defaults=QUICK_INGEST)
     excluded = excluded_dirs_for(config.folders)
     assert hot["out"] in excluded and hot["quarantine"] in excluded
     assert config.folders[0].done_dir in excluded and config.folders[0].state_dir in excluded

@@ -11,7 +11,10 @@ from collections.abc import Iterator
 import pytest
 
 from bshmd.ingest import Ingestor
-from tests.ingest.helpers import CopyConsumer, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer
+from tests.support.config import QUICK_INGEST, make_config
+from tests.support.ledger import every_row_done
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -28,8 +31,15 @@ def run_ingestor(config, consumer: CopyConsumer, events: list | None = None) -> 
     return ingestor
 
 
+def quiet(ingestor: Ingestor, files: int) -> bool:
+    """Every one of ``files`` done in the ledger, none settling, no claim held."""
+    counts = ingestor.record_counts()
+    return counts["settling"] == 0 and counts["held_claims"] == 0 and every_row_done(ingestor.ledger, files)
+
+
+@pytest.mark.slow
 def test_file_written_in_chunks_is_processed_once_after_its_last_chunk(hot, consumer):
-    config = make_config(hot, settle_seconds=1.5)
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=1.5)
     ingestor = run_ingestor(config, consumer)
     try:
         target = hot["in"] / "slow.jpg"
@@ -45,14 +55,16 @@ def test_file_written_in_chunks_is_processed_once_after_its_last_chunk(hot, cons
         assert wait_until(lambda: consumer.counts["slow.jpg"] >= 1, timeout=20)
         assert consumer.ready_at["slow.jpg"] >= last_chunk_at
         assert (hot["out"] / "slow.jpg").read_bytes() == b"".join(chunks)
-        time.sleep(config.settle_seconds + 1)  # a window for a wrong second pickup to show
+        # Quiet: its row done, nothing settling, no claim held. Only a change to the file could
+        # bring a second pickup now.
+        wait_until(lambda: quiet(ingestor, 1), 20, "the ingestor to be quiet")
         assert consumer.counts["slow.jpg"] == 1
     finally:
-        ingestor.stop()
+        ingestor.close()
 
 
 def test_renamed_copied_and_nested_files_are_processed(hot, consumer, tmp_path):
-    ingestor = run_ingestor(make_config(hot), consumer)
+    ingestor = run_ingestor(make_config(hot, defaults=QUICK_INGEST), consumer)
     try:
         staging = tmp_path / "staging"
         staging.mkdir()
@@ -70,11 +82,12 @@ def test_renamed_copied_and_nested_files_are_processed(hot, consumer, tmp_path):
         assert all(count == 1 for count in consumer.counts.values())
         assert (hot["out"] / "new folder/deeper/nested.tif").read_bytes() == b"nested" * 100
     finally:
-        ingestor.stop()
+        ingestor.close()
 
 
+@pytest.mark.slow
 def test_poll_mode_picks_up_new_files_within_settle_plus_poll(hot, consumer):
-    config = make_config(hot, settle_seconds=1.0, poll_seconds=1.0, folder={"watch": "poll"})
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=1.0, poll_seconds=1.0, folder={"watch": "poll"})
     ingestor = run_ingestor(config, consumer)
     try:
         assert wait_until(lambda: ingestor.health()["folders"][str(hot["in"])]["watching"], timeout=5)
@@ -92,11 +105,11 @@ def test_poll_mode_picks_up_new_files_within_settle_plus_poll(hot, consumer):
         bound = config.settle_seconds + config.poll_seconds + 1.0 + 1.0
         assert max(latencies) <= bound, latencies
     finally:
-        ingestor.stop()
+        ingestor.close()
 
 
 def test_folder_vanishing_and_coming_back_is_reported_once_and_not_reprocessed(hot, consumer, caplog):
-    config = make_config(hot, settle_seconds=0.3, poll_seconds=0.3)
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.3, poll_seconds=0.3)
     for index in range(5):
         (hot["in"] / f"before-{index}.jpg").write_bytes(b"b" * 100)
     events: list = []
@@ -107,7 +120,9 @@ def test_folder_vanishing_and_coming_back_is_reported_once_and_not_reprocessed(h
             away = hot["in"].with_name("in-away")
             os.rename(hot["in"], away)
             assert wait_until(lambda: not ingestor.health()["folders"][str(hot["in"])]["available"], timeout=10)
-            time.sleep(config.poll_seconds * 4)  # several availability checks while it is away
+            checked = ingestor.folders.next_check
+            wait_until(lambda: ingestor.folders.next_check >= checked + 3 * config.poll_seconds, 10,
+                       "several availability checks while it is away")
             os.rename(away, hot["in"])
             assert wait_until(lambda: ingestor.health()["folders"][str(hot["in"])]["available"], timeout=10)
             (hot["in"] / "after.jpg").write_bytes(b"a" * 100)
@@ -118,18 +133,18 @@ def test_folder_vanishing_and_coming_back_is_reported_once_and_not_reprocessed(h
         assert [name for name, _ in events].count("folder_back") == 1
         assert all(count == 1 for count in consumer.counts.values()), consumer.counts
     finally:
-        ingestor.stop()
+        ingestor.close()
 
 
 def test_restart_with_keep_does_not_reprocess_done_files(hot, consumer):
-    config = make_config(hot, settle_seconds=0.3)
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.3)
     for index in range(4):
         (hot["in"] / f"keep-{index}.jpg").write_bytes(b"k" * 100)
     first = run_ingestor(config, consumer)
     try:
         assert wait_until(lambda: len(consumer.counts) == 4, timeout=15)
     finally:
-        first.stop()
+        first.close()
     events: list = []
     second = Ingestor(config, consumer.on_ready, instance_id="test-b",
                       on_event=lambda name, fields: events.append((name, fields)))
@@ -141,11 +156,11 @@ def test_restart_with_keep_does_not_reprocess_done_files(hot, consumer):
         assert all(count == 1 for count in consumer.counts.values()), consumer.counts
         assert second.health()["pending"] == 0
     finally:
-        second.stop()
+        second.close()
 
 
 def test_reconfigure_adds_a_folder(hot, consumer, tmp_path):
-    config = make_config(hot)
+    config = make_config(hot, defaults=QUICK_INGEST)
     ingestor = run_ingestor(config, consumer)
     try:
         second = {name: tmp_path / f"{name}2" for name in ("in", "out", "quarantine")}
@@ -165,4 +180,4 @@ def test_reconfigure_adds_a_folder(hot, consumer, tmp_path):
         assert (second["out"] / "other.jpg").exists()
         assert set(ingestor.health()["folders"]) == {str(hot["in"]), str(second["in"])}
     finally:
-        ingestor.stop()
+        ingestor.close()

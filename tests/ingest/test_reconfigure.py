@@ -12,7 +12,9 @@ import threading
 from bshmd.config import parse_config
 from bshmd.ingest import Ingestor
 from bshmd.pipeline.job import Job
-from tests.ingest.helpers import CopyConsumer, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer
+from tests.support.config import QUICK_INGEST, make_config
+from tests.support.waiting import wait_until
 
 
 class GatedConsumer:
@@ -33,7 +35,7 @@ def test_reconfigure_returns_while_a_pass_waits_for_room_and_applies_after(hot, 
     for index in range(20):
         (hot["in"] / f"backlog-{index:02d}.jpg").write_bytes(b"b" * (10 + index))
     consumer = GatedConsumer()
-    config = make_config(hot, settle_seconds=0.2, poll_seconds=0.2)
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.2, poll_seconds=0.2)
     ingestor = Ingestor(config, consumer.on_ready, instance_id="reload")
     ingestor.start()
     try:
@@ -62,7 +64,7 @@ def test_reconfigure_returns_while_a_pass_waits_for_room_and_applies_after(hot, 
         assert all(count == 1 for count in consumer.inner.counts.values())
     finally:
         consumer.gate.set()
-        ingestor.stop()
+        ingestor.close()
         consumer.inner.close()
 
 
@@ -70,7 +72,7 @@ def test_request_rescan_returns_while_a_pass_waits_for_room(hot):
     (hot["in"] / "one.jpg").write_bytes(b"1" * 10)
     consumer = GatedConsumer()
     events: list[str] = []
-    ingestor = Ingestor(make_config(hot, settle_seconds=0.2, poll_seconds=0.2), consumer.on_ready,
+    ingestor = Ingestor(make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.2, poll_seconds=0.2), consumer.on_ready,
                         instance_id="rescan", on_event=lambda name, fields: events.append(name))
     ingestor.start()
     try:
@@ -87,5 +89,5 @@ def test_request_rescan_returns_while_a_pass_waits_for_room(hot):
         assert wait_until(lambda: events.count("rescan") > rescans, timeout=10)
     finally:
         consumer.gate.set()
-        ingestor.stop()
+        ingestor.close()
         consumer.inner.close()

@@ -11,7 +11,9 @@ import pytest
 from bshmd.ingest import Ingestor
 from bshmd.ingest.filters import PathFilter
 from bshmd.ingest.scan import stat_candidate, walk
-from tests.ingest.helpers import CopyConsumer, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer
+from tests.support.config import QUICK_INGEST, make_config
+from tests.support.waiting import wait_until
 
 
 def test_walk_skips_symlinks_out_of_the_root_and_never_enters_linked_folders(hot, tmp_path):
@@ -44,7 +46,7 @@ def test_unicode_and_undecodable_names_are_processed(hot):
     except OSError as exc:  # some filesystems insist on UTF-8 names
         pytest.skip(f"filesystem refuses non-UTF-8 names: {exc}")
     consumer = CopyConsumer()
-    ingestor = Ingestor(make_config(hot, settle_seconds=0.3), consumer.on_ready, instance_id="u")
+    ingestor = Ingestor(make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.3), consumer.on_ready, instance_id="u")
     ingestor.start()
     try:
         expected = {nfd, nfc, os.fsdecode(b"bad-\xff\xfe name.jpg")}
@@ -53,7 +55,7 @@ def test_unicode_and_undecodable_names_are_processed(hot):
         assert Path(os.fsdecode(os.path.join(os.fsencode(hot["out"]), b"bad-\xff\xfe name.jpg"))).read_bytes() == b"bytes"
         assert ingestor.health()["folders"][str(root)]["watching"]
     finally:
-        ingestor.stop()
+        ingestor.close()
         consumer.close()
 
 
@@ -66,7 +68,7 @@ def test_files_under_hidden_or_state_folders_are_never_handed_on(hot):
     (root / "ok.jpg").write_bytes(b"x")
     consumer = CopyConsumer()
     events: list = []
-    ingestor = Ingestor(make_config(hot, settle_seconds=0.2), consumer.on_ready, instance_id="h",
+    ingestor = Ingestor(make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.2), consumer.on_ready, instance_id="h",
                         on_event=lambda name, fields: events.append((name, fields)))
     ingestor.start()
     try:
@@ -74,5 +76,5 @@ def test_files_under_hidden_or_state_folders_are_never_handed_on(hot):
         assert wait_until(lambda: any(name == "rescan" for name, _ in events), timeout=5)
         assert set(consumer.counts) == {"ok.jpg"}
     finally:
-        ingestor.stop()
+        ingestor.close()
         consumer.close()

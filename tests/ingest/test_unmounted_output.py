@@ -14,7 +14,9 @@ import pytest
 from bshmd.errors import ClaimLost, LedgerUnavailable
 from bshmd.ingest import Ingestor
 from bshmd.ledger.keys import FileKey
-from tests.ingest.helpers import CopyConsumer, folder_claims, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer, folder_claims
+from tests.support.config import QUICK_INGEST, make_config
+from tests.support.waiting import wait_until
 
 
 def _mount(*args: str) -> None:
@@ -57,7 +59,7 @@ def _listed(path: Path) -> bool:
 
 def test_files_wait_while_the_output_share_is_unmounted_and_nothing_lands_on_the_local_disk(hot, share):
     consumer = CopyConsumer()
-    config = make_config(hot, settle_seconds=0.2, poll_seconds=0.2)
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.2, poll_seconds=0.2)
     ingestor = Ingestor(config, consumer.on_ready, instance_id="nas-user")
     ingestor.start()
     folder = str(hot["in"])
@@ -71,8 +73,10 @@ def test_files_wait_while_the_output_share_is_unmounted_and_nothing_lands_on_the
         assert os.listdir(share["out"]) == []  # the bare mount-point folder
         assert wait_until(lambda: not ingestor.health()["folders"][folder]["output_available"], timeout=10)
         (hot["in"] / "second.jpg").write_bytes(b"2" * 100)
-        # Several settle and claim attempts' worth of time: the file waits, nothing is created.
-        assert not wait_until(lambda: "second.jpg" in consumer.counts, timeout=3)
+        # It settles, and the ledger's step refuses it while the share is away: the file waits,
+        # nothing is created.
+        wait_until(lambda: ingestor.folders.current[folder].state_warned, 15, "the refused attempt to mark it ready")
+        assert "second.jpg" not in consumer.counts
         assert os.listdir(share["out"]) == []
         assert ingestor.health()["folders"][folder]["available"]  # the input is fine
 
@@ -82,7 +86,7 @@ def test_files_wait_while_the_output_share_is_unmounted_and_nothing_lands_on_the
         assert (share["nas"] / "second.jpg").read_bytes() == b"2" * 100
         assert all(count == 1 for count in consumer.counts.values())
     finally:
-        ingestor.stop()
+        ingestor.close()
         consumer.close()
     _umount(share["out"])
     assert os.listdir(share["out"]) == []  # nothing was ever written under the share

@@ -16,20 +16,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bshmd.config import parse_config  # noqa: E402
 from bshmd.ingest import Ingestor  # noqa: E402
 from bshmd.pipeline.job import Job  # noqa: E402
 from tests.ingest.helpers import process_job  # noqa: E402
+from tests.support.config import make_config  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
     src, out, quarantine, log_path, instance = argv[:5]
     delay = float(argv[5]) if len(argv) > 5 else 0.0
-    config = parse_config({
-        "folders": [{"input": src, "output": out, "quarantine": quarantine, "watch": "events"}],
-        "settle_seconds": 0.3, "poll_seconds": 0.5, "rescan_seconds": 2, "instance_id": instance,
-        "claims": {"lease_seconds": 3},
-    }, base_dir=Path(src).parent)
+    config = make_config(Path(src).parent, [{"input": src, "output": out, "quarantine": quarantine, "watch": "events"}],
+                         settle_seconds=0.3, poll_seconds=0.5, rescan_seconds=2, instance_id=instance,
+                         ledger={"lease_seconds": 3})
     log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def log_line(text: str) -> None:

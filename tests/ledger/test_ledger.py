@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from bshmd.errors import ClaimLost
+from bshmd.ledger import claims as claims_module
 from bshmd.ledger.claims import Claims, FolderClaims
 from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import Outcome
 from bshmd.ledger.schema import LATEST, migrate
 from bshmd.ledger.store import Taken, Verdict
+from tests.support.clock import DrivenClock
+from tests.support.ledger import retry_due, wait_claim_ran_out, wait_lease_ran_out
+from tests.support.waiting import wait_until
 
 KEY = FileKey("shoot/a.jpg", 100, 1_700_000_000_000_000_000)
 FOLDER = "f" * 32
@@ -45,7 +47,7 @@ def test_one_winner_then_done_is_permanent_until_the_file_changes(ledger_factory
 def test_an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out(ledger_factory):
     a, b = ledger_factory("a"), ledger_factory("b")
     [won] = a.claim(FOLDER, [KEY], 0.2)
-    time.sleep(0.4)
+    wait_claim_ran_out(a, FOLDER, KEY.relpath)
     [taken] = b.claim(FOLDER, [KEY], 60)
     assert isinstance(taken, Taken) and taken.taken_from == "a" and taken.epoch == won.epoch + 1
     # a stalled, then woke up: nothing it writes lands over b's claim.
@@ -72,7 +74,7 @@ def test_release_with_retry_after_keeps_everyone_off_until_it_is_due(ledger_fact
     assert a.finish(FOLDER, KEY, won.epoch, Outcome("released", "disk_full", retry_after=0.5))
     [waiting] = b.claim(FOLDER, [KEY], 60)
     assert isinstance(waiting, Verdict) and waiting.why == "waiting" and 0 < waiting.due_in <= 0.5
-    time.sleep(0.6)
+    wait_until(lambda: retry_due(b, FOLDER, KEY.relpath), 30, "the release's retry_after to pass")
     [taken] = b.claim(FOLDER, [KEY], 60)
     assert isinstance(taken, Taken) and taken.reason == "released"
 
@@ -93,7 +95,7 @@ def test_named_leases_have_one_holder(ledger_factory):
     assert a.take_lease("scan:x", 0.3) and not b.take_lease("scan:x", 0.3)
     assert a.take_lease("scan:x", 0.3)  # renewing
     assert a.lease_holder("scan:x")[0] == "a"
-    time.sleep(0.4)
+    wait_lease_ran_out(b, "scan:x")
     assert b.take_lease("scan:x", 30) and not a.take_lease("scan:x", 30)
     b.drop_lease("scan:x")
     assert a.take_lease("scan:x", 30)
@@ -117,7 +119,7 @@ def test_folder_claims_verify_complete_and_notice_a_takeover(ledger_factory, hot
     claim = mine.try_claim(KEY)
     claim.verify()
     assert rival.try_claim(KEY) is None
-    time.sleep(0.5)  # not renewed: expired
+    wait_claim_ran_out(rival.ledger, mine.folder_id, KEY.relpath)  # not renewed: expired
     stolen = rival.try_claim(KEY)
     assert stolen is not None and stolen.taken_from == "a"
     with pytest.raises(ClaimLost):
@@ -128,19 +130,21 @@ def test_folder_claims_verify_complete_and_notice_a_takeover(ledger_factory, hot
     assert mine.is_done(KEY) and rival.is_done(KEY)
 
 
-def test_the_fence_refuses_a_rename_once_the_lease_granted_by_verify_may_be_over(ledger_factory, hot):
+def test_the_fence_refuses_a_rename_once_the_lease_granted_by_verify_may_be_over(ledger_factory, hot, monkeypatch):
+    clock = DrivenClock()  # the fence reads the host's monotonic clock: driven here
+    monkeypatch.setattr(claims_module, "time", clock)
     claims = Claims(ledger_factory("a"), 0.4)
     folder = FolderClaims(claims, hot["in"], hot["out"])
     claim = folder.try_claim(KEY)
     claim.verify()
     claim.fence()  # at once: fine
-    time.sleep(0.4)  # as if frozen past the lease (CLOCK_MONOTONIC counts through SIGSTOP)
+    clock.advance(0.4)  # as if frozen past the lease (CLOCK_MONOTONIC counts through SIGSTOP)
     with pytest.raises(ClaimLost, match="stalled"):
         claim.fence()
     claim.verify()  # still ours (nobody took it): a new lease, a new fence
     claim.fence()
     stolen = FolderClaims(Claims(ledger_factory("b"), 60), hot["in"], hot["out"])
-    time.sleep(0.5)
+    wait_claim_ran_out(stolen.ledger, folder.folder_id, KEY.relpath)
     assert stolen.try_claim(KEY) is not None
     with pytest.raises(ClaimLost):
         claim.verify()

@@ -16,8 +16,10 @@ from bshmd.config import load_config
 from bshmd.errors import LedgerUnavailable
 from bshmd.ingest import Ingestor
 from bshmd.ledger import open_ledger
-from tests.ingest.helpers import CopyConsumer, make_config, wait_until
-from tests.pg import PASSWORD
+from tests.ingest.helpers import CopyConsumer
+from tests.support.config import QUICK_INGEST, config_data, make_config
+from tests.support.pg import PASSWORD
+from tests.support.waiting import wait_until
 
 
 def _write(path: Path, data: dict) -> Path:
@@ -26,9 +28,7 @@ def _write(path: Path, data: dict) -> Path:
 
 
 def _config_file(hot: dict[str, Path], tmp_path: Path, name: str = "bshmd.yaml", **extra) -> Path:
-    return _write(tmp_path / name, {
-        "folders": [{"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}],
-        "settle_seconds": 0.2, "poll_seconds": 0.2, "rescan_seconds": 1, **extra})
+    return _write(tmp_path / name, config_data(hot, settle_seconds=0.2, poll_seconds=0.2, rescan_seconds=1, **extra))
 
 
 def run(*args: str) -> str:
@@ -109,7 +109,7 @@ def test_systemd_credentials_directory_supplies_the_password(tmp_path, pg_cluste
     creds.mkdir()
     (creds / "ledger-password").write_text(PASSWORD)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    config = make_config(hot, ledger={"url": pg_cluster.password_url()})
+    config = make_config(hot, defaults=QUICK_INGEST, ledger={"url": pg_cluster.password_url()})
     ledger = open_ledger(config)
     try:
         assert ledger.dialect == "postgresql" and ledger.now() > 0

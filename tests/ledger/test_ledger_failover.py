@@ -4,7 +4,6 @@ file processed exactly once, nothing lost. Real server, real Ingestors, real fil
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
 import pytest
@@ -13,7 +12,10 @@ from bshmd.errors import ClaimLost
 from bshmd.ingest import Ingestor
 from bshmd.ledger.backend import PostgresBackend
 from bshmd.ledger.store import Ledger
-from tests.ingest.helpers import CopyConsumer, make_config, wait_until
+from tests.ingest.helpers import CopyConsumer
+from tests.support.config import QUICK_INGEST, make_config
+from tests.support.ledger import every_row_done
+from tests.support.waiting import wait_until
 
 FILES = 150
 
@@ -25,7 +27,7 @@ def test_three_instances_survive_database_restarts_exactly_once(hot, pg_cluster,
         sub = hot["in"] / f"set-{index % 5}"
         sub.mkdir(exist_ok=True)
         (sub / f"img-{index:03d}.jpg").write_bytes(bytes([index % 251]) * (500 + index))
-    config = make_config(hot, settle_seconds=0.2, poll_seconds=0.3, rescan_seconds=2,
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=0.2, poll_seconds=0.3, rescan_seconds=2,
                          ledger={"url": pg_url, "retry_seconds": 30, "lease_seconds": 6})
     consumers = [CopyConsumer(capacity=8, delay=0.03) for _ in range(3)]
     ingestors = [Ingestor(config, c.on_ready, instance_id=f"host-{n}") for n, c in enumerate(consumers)]
@@ -44,7 +46,12 @@ def test_three_instances_survive_database_restarts_exactly_once(hot, pg_cluster,
         restarted.join(60)
         assert wait_until(lambda: len(total()) == FILES, timeout=120), \
             (len(total()), [repr(e) for c in consumers for e in c.errors][:5])
-        time.sleep(1.0)  # let a wrong second pickup show up
+        # Every row done: nothing can be picked up again; closing drains what was picked up before.
+        checker = Ledger(PostgresBackend(pg_url), instance_id="waiter")
+        try:
+            wait_until(lambda: every_row_done(checker, FILES), 60, "every file done in the ledger")
+        finally:
+            checker.close()
     finally:
         for ingestor in ingestors:
             ingestor.close()

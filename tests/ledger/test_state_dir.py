@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from bshmd.config import parse_config
 from bshmd.errors import ConfigError
 from bshmd.service.daemon import check_state_dir
-
-
-def _config(hot: dict[str, Path], **extra):
-    return parse_config({"folders": [{"input": str(hot["in"]), "output": str(hot["out"]),
-                                      "quarantine": str(hot["quarantine"])}], **extra}, base_dir=hot["in"].parent)
+from tests.support.config import make_config
 
 
 def test_a_state_dir_on_a_fuse_mount_is_refused_naming_the_key(hot, tmp_path):
@@ -29,10 +23,10 @@ def test_a_state_dir_on_a_fuse_mount_is_refused_naming_the_key(hot, tmp_path):
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"cannot mount with bindfs here: {exc}")
     try:
-        check_state_dir(_config(hot, state_dir=str(tmp_path / "local")))  # a local disk: fine
+        check_state_dir(make_config(hot, state_dir=str(tmp_path / "local")))  # a local disk: fine
         with pytest.raises(ConfigError, match=r"state_dir = .*fuse.*ledger\.url"):
-            check_state_dir(_config(hot, state_dir=str(mounted / "state")))
+            check_state_dir(make_config(hot, state_dir=str(mounted / "state")))
         # With a PostgreSQL ledger the state folder holds no database: nothing to refuse.
-        check_state_dir(_config(hot, state_dir=str(mounted / "state"), ledger={"url": "postgresql://db/bshmd"}))
+        check_state_dir(make_config(hot, state_dir=str(mounted / "state"), ledger={"url": "postgresql://db/bshmd"}))
     finally:
         subprocess.run(["fusermount", "-u", str(mounted)], check=False, capture_output=True, timeout=30)

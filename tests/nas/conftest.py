@@ -13,18 +13,19 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bshmd.config import Config, parse_config
+from bshmd.config import Config
 from bshmd.ingest import Ingestor
 from bshmd.ledger.outcome import Outcome
 from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
+from tests.support.config import make_config
+from tests.support.waiting import wait_until
 
 
 @contextlib.contextmanager
@@ -41,11 +42,12 @@ def bindfs(backing: Path, mount: Path, *options: str) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        for _ in range(50):
+        def unmounted() -> bool:
             unmount = subprocess.run([fusermount, "-u", str(mount)], capture_output=True, text=True)
-            if unmount.returncode == 0 or not os.path.ismount(mount):
-                break
-            time.sleep(0.1)  # busy: a daemon thread may still be closing a file
+            return unmount.returncode == 0 or not os.path.ismount(mount)
+
+        # Busy while a daemon thread still closes a file: try again for a while.
+        wait_until(unmounted, 5, interval=0.1, fail=False)
 
 
 @pytest.fixture
@@ -59,17 +61,16 @@ def nas(tmp_path: Path) -> Iterator[dict[str, Path]]:
 
 
 def nas_config(nas: dict[str, Path], *, folder: dict[str, Any] | None = None, **overrides: Any) -> Config:
-    data: dict[str, Any] = {
-        "folders": [{"input": str(nas["mount"]), "output": str(nas["out"]),
-                     "quarantine": str(nas["quarantine"]), **(folder or {})}],
+    folders = [{"input": str(nas["mount"]), "output": str(nas["out"]), "quarantine": str(nas["quarantine"]),
+                **(folder or {})}]
+    defaults: dict[str, Any] = {
         "settle_seconds": 0.5, "poll_seconds": 0.2, "rescan_seconds": 2,
         "truncated_grace_seconds": 60,
         "gate": {"enabled": False},  # these tests are about files arriving, not matte quality
         "batch": {"max_size": 2, "max_wait_ms": 20},
         "pipeline": {"decode_workers": 1, "write_workers": 1, "queue_size": 4},
-        **overrides,
     }
-    return parse_config(data, base_dir=nas["out"].parent)
+    return make_config(nas["out"].parent, folders, defaults=defaults, **overrides)
 
 
 class HotFolder:

@@ -13,7 +13,9 @@ from PIL import Image
 
 from tests.nas.conftest import HotFolder, bindfs, files_under, nas_config
 from tests.nas.images import photo_bytes
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # slow copies through a real FUSE mount with attribute caching
 
 ATTR_TIMEOUT = 3
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from tests.nas.conftest import HotFolder, files_under, nas_config
 from tests.nas.images import photo_bytes
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 
 def write_chunk(handle, data: bytes) -> None:  # noqa: ANN001 - an open binary file
@@ -33,6 +33,7 @@ def wait_for_a_rescan(hot: HotFolder) -> None:
     wait_until(lambda: hot.ingestor.health()["last_rescan"] > since, 20, "a full rescan")
 
 
+@pytest.mark.slow
 def test_a_copy_paused_longer_than_settle_is_processed_once_and_never_quarantined(nas, engine):
     data = photo_bytes(160, 120, "PNG")
     half = len(data) // 2
@@ -77,6 +78,7 @@ def test_a_copy_not_finished_settles_again_without_waiting_for_a_full_rescan(nas
     assert (nas["backing"] / "slow.png").read_bytes() == data
 
 
+@pytest.mark.slow
 def test_a_copy_paused_past_the_grace_is_quarantined_as_truncated_with_every_byte_written(nas, engine):
     data = photo_bytes(160, 120, "JPEG")
     first, second = data[: len(data) // 3], data[len(data) // 3: 2 * len(data) // 3]

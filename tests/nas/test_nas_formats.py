@@ -18,7 +18,7 @@ from bshmd.testing.images import synthetic_portrait
 from tests.nas.conftest import HotFolder, files_under, nas_config
 from tests.nas.images import photo_bytes
 from tests.nas.raw import write_dng
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
 

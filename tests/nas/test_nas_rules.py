@@ -14,7 +14,7 @@ from bshmd.ingest.attrcache import settle_window
 from bshmd.ingest.filters import PathFilter, is_ignored_name
 from bshmd.ledger.keys import FileKey
 from bshmd.pipeline.grace import NotFinished, judge
-from tests.ingest.helpers import make_config
+from tests.support.config import QUICK_INGEST, make_config
 
 
 @pytest.mark.parametrize("name", [
@@ -86,7 +86,7 @@ def test_mountinfo_options_include_the_superblock_options():
 
 
 def test_the_settle_window_adds_the_attribute_cache(hot):
-    config = make_config(hot, settle_seconds=1.5, folder={"attribute_cache_seconds": 4})
+    config = make_config(hot, defaults=QUICK_INGEST, settle_seconds=1.5, folder={"attribute_cache_seconds": 4})
     window = settle_window(config.folders[0], config.settle_seconds)
     assert window.seconds == 5.5
     assert "settle_seconds 1.5 s + attribute cache 4 s: folders[].attribute_cache_seconds" in window.describe()

@@ -147,6 +147,7 @@ def test_quality_goes_down_until_the_composite_fits(scene: Any) -> None:
     assert composite_jpeg(scene, jpeg_quality=95, jpeg_max_bytes=len(unlimited)) == unlimited  # fits: untouched
 
 
+@pytest.mark.slow
 def test_a_limit_no_acceptable_quality_meets_is_refused(scene: Any) -> None:
     with pytest.raises(InputRejected) as caught:
         composite_jpeg(scene, jpeg_quality=92, jpeg_max_bytes=1024)

@@ -39,6 +39,7 @@ def outside(shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarra
     return mask
 
 
+@pytest.mark.slow
 def test_marketplace_canvas_through_bshmd_process(tmp_path: Path, scene: Any, fixed_matte_model: Path) -> None:
     src = tmp_path / "shoot"
     src.mkdir()
@@ -191,6 +192,7 @@ def test_an_empty_matte_under_trim_is_no_subject_never_an_empty_canvas(scene: An
     assert caught.value.measured == {"layout_threshold": 10, "max_alpha": 10}
 
 
+@pytest.mark.slow
 def test_an_empty_matte_is_quarantined_as_no_subject_by_bshmd_process(tmp_path: Path) -> None:
     from bshmd.testing.standin import write_standin_graph
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from bshmd.config import parse_config
@@ -25,6 +26,7 @@ from tests.outputs.test_studio_outputs import process
 PRIVATE = ("Artist", "Copyright", "Creator", "Keywords", "GPSLatitude")
 
 
+@pytest.mark.slow
 def test_previews_and_thumbnails_are_bare_and_accept_keeps_the_metadata(tmp_path: Path, studio_png: Path,
                                                                         engine: Any) -> None:
     need_tools()

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from bshmd.config import Config, parse_config
+from bshmd.config import Config
 from bshmd.ledger.keys import FileKey
 from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
@@ -31,6 +31,7 @@ from tests.outputs.studio_files import (
     need_tools,
     tag_studio_photo,
 )
+from tests.support import config as support_config
 
 ALL_FORMATS = ["cutout", "alpha", "composite", "webp", "tiff", "psd", "avif"]
 # format → does it have a place for IPTC (see the table in bshmd.outputs.metadata)
@@ -57,13 +58,9 @@ class RecordingEngine:
 def make_config(tmp: Path, **outputs: Any) -> Config:
     for sub in ("in", "out", "quarantine"):
         (tmp / sub).mkdir(exist_ok=True)
-    return parse_config({
-        "folders": [{"input": "in", "output": "out", "quarantine": "quarantine"}],
-        "batch": {"max_size": 4, "max_wait_ms": 20},
-        "pipeline": {"decode_workers": 2, "write_workers": 2, "queue_size": 8},
-        "gate": {"enabled": False},
-        "outputs": outputs,
-    }, base_dir=tmp)
+    return support_config.make_config(tmp, batch={"max_size": 4, "max_wait_ms": 20},
+                                      pipeline={"decode_workers": 2, "write_workers": 2, "queue_size": 8},
+                                      gate={"enabled": False}, outputs=outputs)
 
 
 def process(config: Config, engine: Any, paths: list[Path]) -> dict[Path, str]:
@@ -219,6 +216,7 @@ def test_the_tiff_has_unassociated_alpha_equal_to_the_matte(results: Any) -> Non
     assert np.array_equal(pixels[:, :, 3], matte)
 
 
+@pytest.mark.slow
 def test_metadata_strip_keeps_only_the_profile(tmp_path: Path, studio_jpeg: Path, engine: Any) -> None:
     from bshmd.outputs.files import output_paths
 
@@ -244,6 +242,7 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
 
 
+@pytest.mark.slow
 def test_color_srgb_converts_within_delta_e_1_of_littlecms(tmp_path: Path, studio_jpeg: Path, engine: Any) -> None:
     from bshmd.outputs.colour import is_srgb
     from bshmd.outputs.files import output_paths

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from bshmd.config import Config, FolderConfig, parse_config
+from bshmd.config import Config, FolderConfig
+from tests.support.config import make_config as make_config_for
 
-
-def build_config(hot: dict[str, Path], **overrides: object) -> Config:
-    """A validated Config for the ``hot`` folders (tests/conftest.py), with top-level overrides."""
-    data: dict[str, object] = {
-        "folders": [{"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}],
-        "truncated_grace_seconds": 0,  # these inputs are complete: quarantine cut-off files at once
-        **overrides,
-    }
-    return parse_config(data, base_dir=hot["in"].parent)
+# A validated Config for the ``hot`` folders (tests/conftest.py), with top-level overrides.
+# These inputs are complete: quarantine cut-off files at once.
+build_config = partial(make_config_for, defaults={"truncated_grace_seconds": 0})
 
 
 @pytest.fixture

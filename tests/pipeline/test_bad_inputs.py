@@ -26,7 +26,7 @@ from bshmd.decode.image import decode_image
 from bshmd.errors import InputRejected
 from bshmd.pipeline.gate import check_input
 from bshmd.quarantine.store import quarantine_input
-from tests.testdata import PORTRAIT
+from tests.support.testdata import PORTRAIT
 
 MAX_PIXELS = 50_000_000
 MAX_BYTES = 20 * 1024 * 1024
@@ -263,13 +263,36 @@ def test_directory_named_like_a_photo_is_unreadable(tmp_path: Path) -> None:
 
 
 _UNREADABLE_SCRIPT = """
-import os, sys
+import ctypes, os, sys
 from pathlib import Path
 from bshmd.errors import InputRejected
 from bshmd.decode.image import decode_image
-import PIL.Image, PIL.PngImagePlugin, PIL.JpegImagePlugin, numpy  # before dropping privileges
+
+
+def drop_dac_override():
+    # Root reads anything: give up only the two capabilities that let it, and stay root, so
+    # the owner's mode 000 on the file stands in the way while the code this process imports
+    # later (lazily) stays readable, wherever the checkout lives (a 0700 home too).
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = Header(0x20080522, 0), (Data * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    dac = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    data[0].effective &= ~dac
+    data[0].permitted &= ~dac
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
 if os.geteuid() == 0:
-    os.setgid(65534); os.setuid(65534)   # root reads anything: become 'nobody' to meet chmod 000
+    drop_dac_override()
 try:
     decode_image(Path(sys.argv[1]), max_pixels=10**8, max_file_bytes=10**9)
 except InputRejected as exc:
@@ -280,23 +303,13 @@ else:
 
 
 def test_file_without_read_permission_is_unreadable(tmp_path: Path, photo: np.ndarray) -> None:
-    # Make the folders traversable for 'nobody' (restored afterwards), so the file's own mode
-    # 000 is the only thing in the way and the error is EACCES on the file itself.
+    # The file's own mode 000 is the only thing in the way: the error is EACCES on the file.
+    # Under root the child keeps its uid and drops only the capabilities that read past a
+    # file's mode (a checkout in a 0700 folder stays importable for it).
     path = tmp_path / "locked.jpg"
     Image.fromarray(photo).save(path, "JPEG")
     os.chmod(path, 0o000)
-    changed: list[tuple[Path, int]] = []
-    try:
-        if os.geteuid() == 0:
-            for part in (tmp_path, *tmp_path.parents):
-                mode = os.stat(part).st_mode & 0o7777
-                if not mode & 0o001:
-                    changed.append((part, mode))
-                    os.chmod(part, mode | 0o001)
-        result = subprocess.run([sys.executable, "-c", _UNREADABLE_SCRIPT, str(path)], capture_output=True,
-                                text=True, timeout=60)
-    finally:
-        for part, mode in changed:
-            os.chmod(part, mode)
+    result = subprocess.run([sys.executable, "-c", _UNREADABLE_SCRIPT, str(path)], capture_output=True,
+                            text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["unreadable", "EACCES"]

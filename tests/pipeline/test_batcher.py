@@ -8,6 +8,7 @@ import time
 import pytest
 
 from bshmd.pipeline.batcher import Batcher
+from tests.support.waiting import wait_until
 
 
 def _consume(batcher: Batcher, out: list, stamps: list) -> threading.Thread:
@@ -24,15 +25,6 @@ def _consume(batcher: Batcher, out: list, stamps: list) -> threading.Thread:
     return thread
 
 
-def _wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
-
-
 def test_flushes_as_soon_as_a_group_is_full() -> None:
     # A deadline far away: only the size can release the batch.
     batcher: Batcher[int] = Batcher(max_size=3, max_wait=60.0)
@@ -41,7 +33,7 @@ def test_flushes_as_soon_as_a_group_is_full() -> None:
     try:
         for i in range(3):
             batcher.add(i, (10, 10))
-        assert _wait_for(lambda: len(out) == 1)
+        assert wait_until(lambda: len(out) == 1, 10, interval=0.005)
         assert out == [[0, 1, 2]]
         batcher.add(3, (10, 10))
         batcher.add(4, (10, 10))
@@ -62,7 +54,7 @@ def test_flushes_at_the_deadline_of_the_first_item_and_not_before() -> None:
         added = time.monotonic()
         batcher.add("a", (4, 4))
         batcher.add("b", (4, 4))
-        assert _wait_for(lambda: len(out) == 1, timeout=10)
+        assert wait_until(lambda: len(out) == 1, 10, interval=0.005)
         waited = stamps[0] - added
         assert waited >= max_wait  # never before the deadline
         assert waited < max_wait + 5  # and released without another item arriving
@@ -87,10 +79,10 @@ def test_images_of_different_sizes_never_share_a_batch() -> None:
         batcher.add(("small", 1), (10, 10))
         batcher.add(("large", 1), (20, 10))
         batcher.add(("large", 2), (20, 10))
-        assert _wait_for(lambda: len(out) == 1)
+        assert wait_until(lambda: len(out) == 1, 10, interval=0.005)
         assert out[0] == [("large", 1), ("large", 2)]
         batcher.add(("small", 2), (10, 10))
-        assert _wait_for(lambda: len(out) == 2)
+        assert wait_until(lambda: len(out) == 2, 10, interval=0.005)
         assert out[1] == [("small", 1), ("small", 2)]
     finally:
         batcher.close()

@@ -10,7 +10,7 @@ from bshmd.decode.image import decode_image
 from bshmd.errors import InputRejected
 from bshmd.pipeline.gate import check_input, check_matte, measure_matte
 from bshmd.testing.segmentation import selfie_matte
-from tests.testdata import PHOTOS, SELFIE_MODEL
+from tests.support.testdata import PHOTOS, SELFIE_MODEL
 
 
 def test_real_network_matte_measures_as_recorded(studio_matte: np.ndarray) -> None:

@@ -27,6 +27,7 @@ def bshmd(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=180)
 
 
+@pytest.mark.slow
 def test_process_writes_results_and_quarantines_the_broken_file(tmp_path: Path, shared_testdata: Path,
                                                                  model_dir: Path) -> None:
     src = tmp_path / "photos"
@@ -68,6 +69,7 @@ def test_process_without_a_model_is_a_usage_error(tmp_path: Path) -> None:
     assert "--model" in result.stderr
 
 
+@pytest.mark.slow
 def test_process_with_an_unloadable_model_exits_3(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "model").mkdir()

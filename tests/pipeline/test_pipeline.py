@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bshmd.config import Config, parse_config
+from bshmd.config import Config
 from bshmd.decode.image import decode_image
 from bshmd.engine import MattingEngine
 from bshmd.ledger.keys import FileKey
@@ -25,6 +25,8 @@ from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.testing.images import synthetic_portrait
 from bshmd.testing.standin import write_standin_graph
+from tests.support import config as support_config
+from tests.support.waiting import wait_until
 
 
 class RecordingClaim:
@@ -59,20 +61,12 @@ def save(path: Path, rgb: np.ndarray, fmt: str | None = None) -> Path:
     return path
 
 
-def make_config(tmp: Path, folders: list[dict[str, Any]], **overrides: Any) -> Config:
-    data: dict[str, Any] = {
-        "folders": folders,
-        "truncated_grace_seconds": 0,  # these inputs are complete: quarantine cut-off files at once
-        "batch": {"max_size": 4, "max_wait_ms": 50},
-        "pipeline": {"decode_workers": 2, "write_workers": 2, "queue_size": 8,
-                     "decode_timeout_seconds": 30, "write_timeout_seconds": 30},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return parse_config(data, base_dir=tmp)
+make_config = partial(support_config.make_config, defaults={
+    "truncated_grace_seconds": 0,  # these inputs are complete: quarantine cut-off files at once
+    "batch": {"max_size": 4, "max_wait_ms": 50},
+    "pipeline": {"decode_workers": 2, "write_workers": 2, "queue_size": 8,
+                 "decode_timeout_seconds": 30, "write_timeout_seconds": 30},
+})
 
 
 def folder_pair(tmp: Path, name: str, **extra: Any) -> dict[str, Any]:
@@ -109,15 +103,6 @@ def run_pipeline(engine: Any) -> Iterator[Callable[..., Pipeline]]:
     yield start
     for pipeline in started:
         assert pipeline.stop(timeout=30)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # --- results -------------------------------------------------------------------------------
@@ -477,7 +462,7 @@ def test_stop_finishes_work_in_flight_and_releases_unstarted_claims(tmp_path: Pa
     outcome: list[bool] = []
     stopper = threading.Thread(target=lambda: outcome.append(pipeline.stop(timeout=60)), name="bshmd-test-stop")
     stopper.start()
-    assert wait_for(lambda: all(claim.calls for claim in claims[1:]))  # unstarted: released at once
+    assert wait_until(lambda: all(claim.calls for claim in claims[1:]))  # unstarted: released at once
     assert not claims[0].calls
     assert not pipeline.submit(job_for(config, paths[0]))  # intake is closed
     let_go.set()

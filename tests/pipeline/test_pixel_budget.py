@@ -20,7 +20,7 @@ from bshmd.pipeline.budget import HeapTrim, PixelBudget, image_megapixels
 from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.testing.images import synthetic_portrait
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 
 def acquire_in_thread(budget: PixelBudget, key: str, megapixels: float) -> tuple[threading.Thread, list[bool]]:

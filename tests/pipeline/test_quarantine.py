@@ -22,6 +22,7 @@ from bshmd.pipeline.gate import check_matte
 from bshmd.quarantine import actions, entries, marker
 from bshmd.quarantine.store import quarantine_input
 from tests.ingest.helpers import folder_claims
+from tests.support.config import config_data
 
 
 def gate_rejection(matte: np.ndarray) -> InputRejected:
@@ -194,8 +195,7 @@ def test_purge_deletes_only_old_entries(quarantined: entries.QuarantineEntry, fo
 @pytest.fixture
 def config_file(hot: dict[str, Path]) -> Path:
     path = hot["in"].parent / "bshmd.yaml"
-    path.write_text(yaml.safe_dump({"folders": [
-        {"input": str(hot["in"]), "output": str(hot["out"]), "quarantine": str(hot["quarantine"])}]}))
+    path.write_text(yaml.safe_dump(config_data(hot)))
     return path
 
 

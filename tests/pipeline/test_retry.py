@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bshmd.config import Config, parse_config
+from bshmd.config import Config
 from bshmd.decode.image import decode_image
 from bshmd.ingest import Ingestor
 from bshmd.ledger.keys import FileKey
@@ -28,20 +28,21 @@ from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
 from bshmd.pipeline.retry import RetryBackoff
 from bshmd.service.health import ServiceState
-from tests.waiting import wait_until
+from tests.support import config as support_config
+from tests.support.waiting import wait_until
 
 BASE = 0.2  # seconds: the first retry delay in these tests (5 s in service)
 
 
 def make_config(root: Path, output: str = "out", **pipeline: float) -> Config:
-    return parse_config({
-        "folders": [{"input": "in", "output": output, "quarantine": "quarantine"}],
-        "settle_seconds": 0.2, "poll_seconds": 0.2, "rescan_seconds": 30,
-        "truncated_grace_seconds": 0,  # the broken input is refused at once, as a finished one
-        "batch": {"max_size": 2, "max_wait_ms": 20},
-        "pipeline": {"decode_workers": 1, "write_workers": 1, "queue_size": 4, **pipeline},
-        "gate": {"enabled": False},
-    }, base_dir=root)
+    return support_config.make_config(
+        root, folder={"output": output},
+        settle_seconds=0.2, poll_seconds=0.2, rescan_seconds=30,
+        truncated_grace_seconds=0,  # the broken input is refused at once, as a finished one
+        batch={"max_size": 2, "max_wait_ms": 20},
+        pipeline={"decode_workers": 1, "write_workers": 1, "queue_size": 4, **pipeline},
+        gate={"enabled": False},
+    )
 
 
 def photo(seed: int) -> bytes:
@@ -63,6 +64,7 @@ def files_under(path: Path) -> list[Path]:
     return [p for p in path.rglob("*") if not p.is_dir()]
 
 
+@pytest.mark.slow
 def test_a_file_whose_quarantine_folder_is_a_symlink_waits_longer_each_time_then_is_quarantined(
         tmp_path: Path, engine: Any, caplog: pytest.LogCaptureFixture) -> None:
     for name in ("in/sub", "out", "quarantine", "elsewhere"):
@@ -137,6 +139,7 @@ def test_a_file_whose_quarantine_folder_is_a_symlink_waits_longer_each_time_then
         assert pipeline.stop(timeout=30)
 
 
+@pytest.mark.slow
 def test_an_unavailable_output_backs_off_per_file_and_a_success_or_a_new_version_starts_afresh(
         tmp_path: Path, engine: Any, caplog: pytest.LogCaptureFixture) -> None:
     for name in ("in", "quarantine", "share"):

@@ -18,7 +18,7 @@ from bshmd.quarantine.store import quarantine_input
 from bshmd.review.app import ReviewApp
 from bshmd.review.server import Mounted, ReviewServer
 from bshmd.testing.segmentation import selfie_matte
-from tests.testdata import PHOTOS, ROCKET, SELFIE_MODEL
+from tests.support.testdata import PHOTOS, ROCKET, SELFIE_MODEL
 
 # Debian's Chromium, driven by Playwright, for the tests of the page (CI installs it).
 CHROMIUM = Path("/usr/bin/chromium")

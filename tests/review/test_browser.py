@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
+
+from tests.support.waiting import wait_until
 
 from .conftest import CHROMIUM, Served, Tree
 
@@ -30,11 +31,7 @@ def page(browser, served: Served) -> Iterator[object]:  # noqa: ANN001 - playwri
 
 def until(page, predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:  # noqa: ANN001
     """Poll a condition (page.evaluate, not wait_for_function: the page's CSP forbids eval)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        page.wait_for_timeout(50)
+    wait_until(predicate, timeout, what, sleep=lambda seconds: page.wait_for_timeout(seconds * 1000))
 
 
 def card(page, name: str):  # noqa: ANN001, ANN201

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 
 class NotifySocket:
     """An AF_UNIX datagram socket standing where systemd's notify socket would be."""
@@ -38,15 +40,16 @@ class NotifySocket:
 
     def wait_for(self, predicate, timeout: float) -> tuple[float, str]:
         """The first message (already received or arriving within ``timeout``) that matches."""
-        for message in self.messages:
-            if predicate(message[1]):
-                return message
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.drain(timeout=min(0.2, max(0.01, deadline - time.monotonic()))):
+        def matching() -> tuple[float, str] | None:
+            for message in self.messages:
                 if predicate(message[1]):
                     return message
-        raise AssertionError(f"no matching sd_notify message within {timeout} s; got {self.texts()}")
+            for message in self.drain(timeout=0.2):  # blocks in recv: the wait between looks
+                if predicate(message[1]):
+                    return message
+            return None
+
+        return wait_until(matching, timeout, lambda: f"a matching sd_notify message; got {self.texts()}", interval=0)
 
     def texts(self) -> list[str]:
         return [text for _, text in self.messages]

@@ -8,11 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import yaml
+
+from tests.support.config import config_data
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,9 +26,8 @@ def free_port() -> int:
 
 
 def write_config(path: Path, model_dir: Path, folders: list[dict], **overrides) -> Path:
-    data = {
+    defaults = {
         "model": {"path": str(model_dir), "intra_op_threads": 1, "inter_op_threads": 1},
-        "folders": folders,
         "settle_seconds": 0.3,
         "poll_seconds": 0.3,
         "rescan_seconds": 5,
@@ -34,9 +35,8 @@ def write_config(path: Path, model_dir: Path, folders: list[dict], **overrides) 
         "shutdown_timeout": 20,
         "logging": {"level": "INFO", "journald": "off"},
         "http": {"enabled": True, "host": "127.0.0.1", "port": free_port()},
-        **overrides,
     }
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(config_data(path.parent, folders, defaults=defaults, **overrides)))
     return path
 
 
@@ -68,13 +68,14 @@ class DaemonProcess:
         return self.log.read_text(errors="replace")
 
     def wait_log(self, needle: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while needle not in self.text():
+        def logged() -> bool:
+            if needle in self.text():
+                return True
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited ({self.proc.returncode}) before logging {needle!r}:\n{self.text()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {needle!r} in the daemon's log after {timeout} s:\n{self.text()}")
-            time.sleep(0.05)
+            return False
+
+        wait_until(logged, timeout, lambda: f"{needle!r} in the daemon's log:\n{self.text()}")
 
     def status(self) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/status", timeout=5) as response:

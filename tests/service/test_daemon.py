@@ -14,7 +14,7 @@ from daemonproc import DaemonProcess, folder, write_config
 from PIL import Image
 
 from bshmd.testing.standin import write_standin_graph
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

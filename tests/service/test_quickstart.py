@@ -25,8 +25,8 @@ from bshmd.errors import EXIT_MODEL, EXIT_USAGE
 from bshmd.ledger.statedir import SYSTEM_STATE_DIR
 from bshmd.testing.images import synthetic_portrait
 from bshmd.testing.standin import write_standin_graph
-from tests.testdata import PORTRAIT
-from tests.waiting import wait_until
+from tests.support.testdata import PORTRAIT
+from tests.support.waiting import wait_until
 
 QUICKSTART = REPO / "etc" / "quickstart.yaml"
 

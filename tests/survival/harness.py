@@ -29,7 +29,8 @@ from typing import Any
 
 import yaml
 
-from tests.waiting import wait_until
+from tests.support.config import config_data
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TMP_MARK = ".bshmd-tmp"
@@ -132,9 +133,8 @@ def free_port() -> int:
 
 def write_config(path: Path, *, model_dir: Path, input: Path, output: Path, quarantine: Path,
                  **overrides: Any) -> Path:
-    data: dict[str, Any] = {
+    defaults: dict[str, Any] = {
         "model": {"path": str(model_dir), "intra_op_threads": 1, "inter_op_threads": 1},
-        "folders": [{"input": str(input), "output": str(output), "quarantine": str(quarantine)}],
         "instance_id": "survival-1",
         "settle_seconds": 0.3,
         "truncated_grace_seconds": 1.0,  # cut-off inputs wait a little, then go to quarantine
@@ -146,11 +146,8 @@ def write_config(path: Path, *, model_dir: Path, input: Path, output: Path, quar
         "http": {"enabled": True, "host": "127.0.0.1", "port": free_port()},
         "state_dir": str(path.parent / "state"),  # the SQLite job ledger, beside the config
     }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
+    data = config_data(path.parent, [{"input": str(input), "output": str(output), "quarantine": str(quarantine)}],
+                       defaults=defaults, **overrides)
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -555,7 +552,7 @@ def kill_loop(workdir: Path, model_dir: Path, *, files: int, kills: int, seed: i
                 with contextlib.suppress(AssertionError):
                     wait_until(lambda: " bshmd.pipeline: " in daemon.text(this_run=True) or not daemon.alive(),
                                10, interval=0.02)
-                time.sleep(rng.uniform(0.0, 0.4))
+                time.sleep(rng.uniform(0.0, 0.4))  # real time on purpose: a random moment to kill at
             if not daemon.alive():
                 raise AssertionError(f"the daemon died by itself:\n{daemon.text(this_run=True)[-4000:]}")
             daemon.kill()

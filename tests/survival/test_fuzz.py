@@ -27,8 +27,8 @@ from bshmd.ledger.keys import FileKey
 from bshmd.ledger.outcome import Outcome
 from bshmd.pipeline.job import Job
 from bshmd.pipeline.pipeline import Pipeline
+from tests.support.testdata import PHOTOS
 from tests.survival.harness import image_bytes
-from tests.testdata import PHOTOS
 
 # Pillow warns (UserWarning, e.g. "Corrupt EXIF data") and carries on when a file's metadata is
 # damaged. The daemon does not turn warnings into errors, so neither may these tests: otherwise

@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -29,6 +28,20 @@ FILES = 60
 LEASE = 4.0
 
 pytestmark = pytest.mark.slow
+
+
+def _live_leases(url: str, holders: list[str]) -> int:
+    """Claims and named leases of ``holders`` still live by the database's clock (the one the
+    ledger judges leases by)."""
+    import psycopg
+
+    now = "extract(epoch from clock_timestamp())"
+    with psycopg.connect(url) as conn:
+        claims = conn.execute(f"SELECT count(*) FROM jobs WHERE state = 'claimed' AND holder = ANY(%s) "
+                              f"AND lease_expires >= {now}", (holders,)).fetchone()[0]
+        leases = conn.execute(f"SELECT count(*) FROM leases WHERE holder = ANY(%s) AND expires >= {now}",
+                              (holders,)).fetchone()[0]
+    return claims + leases
 
 
 def _ledger_states(url: str) -> Counter:
@@ -69,11 +82,12 @@ def test_three_daemons_one_postgres_ledger_kill_freeze_and_db_restart(tmp_path, 
     counter = CommitCounter(backing / "out", inputs.subfolders)
     counter.start()
     daemons = []
-    for name in ("host-a", "host-b", "host-c"):
+    names = ("host-a", "host-b", "host-c")
+    for name in names:
         config = write_config(tmp_path / f"{name}.yaml", model_dir=standin_model, input=folders["in"],
                               output=folders["out"], quarantine=folders["quarantine"], instance_id=name,
-                              state_dir=str(tmp_path / f"state-{name}"), claims={"lease_seconds": LEASE},
-                              ledger={"url": pg_url, "retry_seconds": 30}, rescan_seconds=5,
+                              state_dir=str(tmp_path / f"state-{name}"), ledger={"url": pg_url, "retry_seconds": 30, "lease_seconds": LEASE},
+                              rescan_seconds=5,
                               batch={"max_size": 2, "max_wait_ms": 50})
         daemons.append(Daemon(config, tmp_path / f"{name}.log"))
     try:
@@ -96,7 +110,10 @@ def test_three_daemons_one_postgres_ledger_kill_freeze_and_db_restart(tmp_path, 
         wait_until(lambda: done() >= 10, 180, what="the first files")
         killed.kill()
         frozen.proc.send_signal(signal.SIGSTOP)
-        time.sleep(LEASE + 2)  # its leases run out; the others take its files over
+        # Their leases run out; the others take their files over.
+        gone = [names[daemons.index(killed)], names[daemons.index(frozen)]]
+        wait_until(lambda: _live_leases(pg_url, gone) == 0, LEASE + 60,
+                   what="the leases of the killed and the frozen instance to run out")
         pg_cluster.restart()
         wait_until(lambda: done() >= 30, 180, what="progress after the database restart")
         frozen.proc.send_signal(signal.SIGCONT)

@@ -10,9 +10,10 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.support.waiting import wait_until
 
 PG_USER = "postgres"
 PASSWORD_USER = "bshmd_pw"
@@ -102,12 +103,15 @@ class Cluster:
 
     def reset(self) -> None:
         """A fresh, empty ``bshmd`` database (each test starts from nothing)."""
-        for _ in range(50):
+        def dropped() -> bool:
             try:
                 self.sql("DROP DATABASE IF EXISTS bshmd WITH (FORCE)")
-                break
             except Exception:  # noqa: BLE001 - the server may still be coming back
-                time.sleep(0.2)
+                return False
+            return True
+
+        # Then create it anyway: its error says more than a timeout would.
+        wait_until(dropped, 10, interval=0.2, fail=False)
         self.sql(f"CREATE DATABASE bshmd OWNER {PASSWORD_USER}")
 
     def password_url(self, with_password: bool = False) -> str:
