@@ -97,7 +97,7 @@ def process(src: Path, dst: Path, quarantine: Path | None, model_path: Path | No
     Inputs that are processed stay where they are; inputs that fail are MOVED into the
     quarantine folder with their reason, as the daemon does. Exit status 4 when any was.
     """
-    from bshmd.pipeline.oneshot import run_process
+    from bshmd.oneshot import run_process
 
     sys.exit(run_process(src, dst, quarantine=quarantine, model_path=model_path,
                          config_file=config_file, progress=progress))
