@@ -10,7 +10,7 @@ p50/p99 of one ``claim_ready`` call, rows claimed twice (must be 0) and, from tw
 processes contending for the folder's scan lease (``take_lease``, renewed every lease/3 as the
 ingestor does), the time from a SIGKILL of the scanner to the other one holding the lease.
 
-PostgreSQL: --pg-url, else a throw-away server started like the tests do (tests/pg.py: needs
+PostgreSQL: --pg-url, else a throw-away server started like the tests do (tests/support/pg.py: needs
 the postgresql package and root).
 """
 
@@ -152,7 +152,7 @@ def database(url: str | None):  # noqa: ANN201
     if url:
         yield url
         return
-    from tests import pg
+    from tests.support import pg
 
     why = pg.available()
     if why:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bshmd.decode import sidecar
 from bshmd.decode.names import IMAGE_LOOKING_EXTENSIONS, extension_of
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 NAMES = [
     "IMG_1.CR2", "IMG_1.JPG", "IMG_1.xmp",          # a stem sidecar shared by a RAW and its JPEG

@@ -22,7 +22,7 @@ from packaging.requirements import Requirement
 
 from bshmd.testing.images import synthetic_portrait
 from tests.service.daemonproc import DaemonProcess, folder, write_config
-from tests.waiting import wait_until
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 LEFT_OUT = {"tensorflow", "tensorflow-cpu", "keras", "modelscope", "systemd-python", "tf2onnx",
