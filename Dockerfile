@@ -2,8 +2,15 @@
 # The TensorFlow GPU image brings CUDA, cuDNN and a matching TensorFlow build; bshmd installs
 # beside it so that TensorFlow is reused rather than downloaded a second time.
 # Without TensorFlow (model.runtime onnxruntime or openvino on an export made by
-# `bshmd model export`): docker build --target runtime-onnx -t bshmd:0.1.0-onnx .
-FROM tensorflow/tensorflow:2.17.0-gpu AS tensorflow
+# `bshmd model export`), the same image on a plain Python base, a tenth of the size:
+#   docker build --build-arg BASE_IMAGE=python:3.11-slim-bookworm \
+#     --build-arg RUNTIMES="onnxruntime==1.32.0 openvino==2026.4.1" -t bshmd:0.3.0-onnx .
+# For CUDA/TensorRT without TensorFlow, base it on an NVIDIA CUDA runtime image and name
+# onnxruntime-gpu in RUNTIMES.
+ARG BASE_IMAGE=tensorflow/tensorflow:2.17.0-gpu
+FROM ${BASE_IMAGE}
+# Runtimes installed beside bshmd, as pip requirement specifiers (none: the base image's TensorFlow).
+ARG RUNTIMES=""
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -26,7 +33,9 @@ COPY pyproject.toml README.md ./
 COPY bshmd ./bshmd
 # No systemd extra: a container has no NOTIFY_SOCKET; logs go to stderr for `docker logs`.
 # No tensorflow extra either: the base image's TensorFlow is the one to use.
-RUN pip install --no-cache-dir . \
+# RUNTIMES is a list of requirement specifiers, split into words on purpose.
+# hadolint ignore=SC2086
+RUN pip install --no-cache-dir . ${RUNTIMES} \
     && bshmd --version
 
 COPY etc/docker/bshmd.yaml /etc/bshmd/bshmd.yaml
@@ -45,47 +54,3 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=15m --retries=3 \
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["bshmd", "run"]
 CMD ["-c", "/etc/bshmd/bshmd.yaml"]
-
-# The same daemon without TensorFlow: ONNX Runtime and OpenVINO on the CPU, a tenth of the
-# image. Set model.runtime in /etc/bshmd/bshmd.yaml and put the export in /var/lib/bshmd
-# (model.export_dir). For CUDA/TensorRT, base it on an NVIDIA CUDA runtime image instead and
-# install onnxruntime-gpu.
-FROM python:3.11-slim-bookworm AS runtime-onnx
-
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    BSHMD_HEALTHCHECK_URL=http://127.0.0.1:9464/healthz
-
-RUN groupadd --system --gid 10001 bshmd \
-    && useradd --system --uid 10001 --gid bshmd --home-dir /var/lib/bshmd --no-create-home \
-       --shell /usr/sbin/nologin bshmd \
-    && mkdir -p /var/lib/bshmd/model-cache /etc/bshmd \
-    && chown -R bshmd:bshmd /var/lib/bshmd
-
-WORKDIR /opt/bshmd
-COPY pyproject.toml README.md ./
-COPY bshmd ./bshmd
-RUN pip install --no-cache-dir . "onnxruntime==1.32.0" "openvino==2026.4.1" \
-    && bshmd --version
-
-COPY etc/docker/bshmd.yaml /etc/bshmd/bshmd.yaml
-
-USER 10001:10001
-# The model and its download cache survive container rebuilds.
-VOLUME ["/var/lib/bshmd"]
-EXPOSE 9464
-
-# /healthz answers while the daemon's main loop is responsive; the long start period
-# covers a first model download.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=15m --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['BSHMD_HEALTHCHECK_URL'], timeout=8)"]
-
-# SIGTERM finishes the batch in flight; give it stop_grace_period > shutdown_timeout.
-STOPSIGNAL SIGTERM
-ENTRYPOINT ["bshmd", "run"]
-CMD ["-c", "/etc/bshmd/bshmd.yaml"]
-
-# The default image is the TensorFlow one.
-FROM tensorflow AS default

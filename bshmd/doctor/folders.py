@@ -14,6 +14,7 @@ from pathlib import Path
 from bshmd.config import Config, FolderConfig
 from bshmd.doctor.check import Check, Host
 from bshmd.fs.mounts import Mount, existing_ancestor, is_network_fs, mode_for, mount_for, network_mount
+from bshmd.fs.paths import mode_and_owner
 from bshmd.fs.space import is_disk_full
 
 # Below this share of the disk free, the doctor warns before the daemon's own threshold bites.
@@ -77,7 +78,7 @@ def folder_checks(config: Config, folder: FolderConfig, user: ServiceUser, host:
             continue
         if not user.may(path, want):
             verb = "read" if want == "r" else "write"
-            checks.append(Check("FAIL", name, f"{user.name} cannot {verb} it ({_owner(path)})",
+            checks.append(Check("FAIL", name, f"{user.name} cannot {verb} it ({mode_and_owner(path)})",
                                 f"chown {user.name} {path} or grant access (chmod u+{want}x, or a group/ACL)"))
             continue
         watch = _watch_mode(folder, path, mounts) if role == "input" else None
@@ -89,14 +90,6 @@ def folder_checks(config: Config, folder: FolderConfig, user: ServiceUser, host:
             checks.append(attribute_cache_check(config, folder, mount))
     return checks
 
-
-def _owner(path: Path) -> str:
-    st = path.stat()
-    try:
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except KeyError:
-        owner = str(st.st_uid)
-    return f"mode {stat.S_IMODE(st.st_mode):04o}, owner {owner}"
 
 
 def _watch_mode(folder: FolderConfig, path: Path, mounts: list[Mount]) -> str:

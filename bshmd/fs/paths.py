@@ -12,6 +12,9 @@ on SIGHUP, and the health check that skips unavailable folders.
 from __future__ import annotations
 
 import os
+import pwd
+import stat
+from pathlib import Path
 
 
 def is_within(path: str | os.PathLike[str], root: str | os.PathLike[str], *, follow_links: bool = True) -> bool:
@@ -22,3 +25,13 @@ def is_within(path: str | os.PathLike[str], root: str | os.PathLike[str], *, fol
         inner, outer = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
     # Compare whole components: /srv/in2 is not inside /srv/in.
     return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def mode_and_owner(path: Path) -> str:
+    """``mode 0750, owner root``: what a sentence about a folder one cannot use should name."""
+    st = path.stat()
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    return f"mode {stat.S_IMODE(st.st_mode):04o}, owner {owner}"

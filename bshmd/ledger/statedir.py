@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import os
 import pwd
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 from bshmd.errors import ConfigError
+from bshmd.fs.paths import mode_and_owner
 
 STATE_DIR_ENV = "BSHMD_STATE_DIR"
 SYSTEMD_STATE_ENV = "STATE_DIRECTORY"
@@ -108,7 +108,7 @@ def _why_not(folder: Path) -> tuple[str, str] | None:
     if os.statvfs(target).f_flag & os.ST_RDONLY:
         return verb, f"{target} is on a read-only file system"
     if not os.access(target, os.W_OK | os.X_OK):
-        return verb, f"{target}: {_mode_and_owner(target)}"
+        return verb, f"{target}: {mode_and_owner(target)}"
     return None
 
 
@@ -139,12 +139,3 @@ def state_dir_check(folder: Path | None) -> StateDirCheck:
                              "set state_dir (or $BSHMD_STATE_DIR) to a folder this account can write")
     exists = "writable" if folder.is_dir() else "does not exist yet: `bshmd run` creates it"
     return StateDirCheck("OK", f"state folder {folder}", f"{exists} (user {account_name()})")
-
-
-def _mode_and_owner(path: Path) -> str:
-    st = path.stat()
-    try:
-        owner = pwd.getpwuid(st.st_uid).pw_name
-    except KeyError:
-        owner = str(st.st_uid)
-    return f"mode {stat.S_IMODE(st.st_mode):04o}, owner {owner}"
