@@ -91,6 +91,11 @@ class Bookkeeping:
             self._lock.notify_all()
             return first
 
+    @property
+    def stopping(self) -> bool:
+        """True once intake has stopped: no batch starts any more (bshmd.pipeline.inference)."""
+        return self._stopping
+
     def open_jobs(self) -> list[Job]:
         with self._lock:
             return list(self._open.values())

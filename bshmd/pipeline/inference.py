@@ -28,10 +28,16 @@ class Inference:
     def loop(self, batcher: Batcher[Work], finish_queue: queue.Queue[Any]) -> None:
         ctx = self._ctx
         while (batch := batcher.next_batch()) is not None:
-            if ctx.aborted.is_set():
+            if ctx.aborted.is_set() or ctx.books.stopping:
+                # Stopping: the batch in flight finishes, no other starts. One more batch can
+                # take as long as shutdown_timeout allows all of them, and the process must be
+                # gone within Kubernetes' grace period; the files are released for a later run.
+                if not ctx.aborted.is_set():
+                    log.info("stopping: %d decoded file(s) released without inference", len(batch))
                 for work in batch:
                     ctx.books.release(work.job, "shutdown")
                 continue
+            log.debug("inference of a batch of %d started", len(batch))
             try:
                 self.infer(batch)
             except Exception as exc:  # a bug for one batch must not end inference

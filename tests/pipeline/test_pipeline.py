@@ -440,36 +440,61 @@ def test_a_slow_writer_holds_back_submit_and_bounds_memory(tmp_path: Path, run_p
     assert pipeline.health().processed == len(paths)
 
 
-def test_stop_finishes_work_in_flight_and_releases_unstarted_claims(tmp_path: Path, engine) -> None:
-    config = make_config(tmp_path, [folder_pair(tmp_path, "a")], pipeline={"decode_workers": 1})
+class HeldEngine:
+    """The engine, but its first inference waits for ``let_go``: a batch in flight at will."""
+
+    def __init__(self, engine: Any, let_go: threading.Event) -> None:
+        self._engine = engine
+        self._let_go = let_go
+        self.inferring = threading.Event()
+        self.prepare, self.finish = engine.prepare, engine.finish
+
+    def infer(self, images: list[Any]) -> list[Any]:
+        if not self.inferring.is_set():
+            self.inferring.set()
+            self._let_go.wait(60)
+        return self._engine.infer(images)
+
+
+def test_stop_finishes_the_batch_in_flight_and_releases_the_rest(tmp_path: Path, engine) -> None:
+    config = make_config(tmp_path, [folder_pair(tmp_path, "a")], pipeline={"decode_workers": 1},
+                         batch={"max_size": 1})
     folder = config.folders[0]
-    first_decoding = threading.Event()
     let_go = threading.Event()
+    held = HeldEngine(engine, let_go)
+    third_decoding = threading.Event()
 
     def decoder(path: Path, **limits: Any) -> np.ndarray:
-        if path.name == "00.jpg":
-            first_decoding.set()
+        if path.name == "02.jpg":
+            third_decoding.set()
             let_go.wait(60)
         return decode_image(path, **limits)
 
     paths = [save(folder.input / f"{i:02}.jpg", synthetic_portrait(128, 128, i)) for i in range(5)]
     claims = [RecordingClaim() for _ in paths]
-    pipeline = Pipeline(config, engine, instance_id="test-1", decoder=decoder)
+    pipeline = Pipeline(config, held, instance_id="test-1", decoder=decoder)
     pipeline.start()
     for path, claim in zip(paths, claims, strict=True):
         assert pipeline.submit(job_for(config, path, claim=claim))
-    assert first_decoding.wait(30)
+    # 00 is inferred (held), 01 decoded waits for inference, 02 is decoding, 03 and 04 queued.
     outcome: list[bool] = []
     stopper = threading.Thread(target=lambda: outcome.append(pipeline.stop(timeout=60)), name="bshmd-test-stop")
-    stopper.start()
-    assert wait_until(lambda: all(claim.calls for claim in claims[1:]))  # unstarted: released at once
-    assert not claims[0].calls
-    assert not pipeline.submit(job_for(config, paths[0]))  # intake is closed
-    let_go.set()
+    try:
+        assert held.inferring.wait(30) and third_decoding.wait(30)
+        assert wait_until(lambda: pipeline.health().in_flight["batch"] == 1)
+        stopper.start()
+        assert wait_until(lambda: all(claim.calls for claim in claims[3:]))  # unstarted: released at once
+        assert claims[3].calls == claims[4].calls == ["release"]
+        assert not pipeline.submit(job_for(config, paths[0]))  # intake is closed
+    finally:
+        let_go.set()
+        if not stopper.is_alive() and not outcome:
+            pipeline.abort()
     stopper.join(60)
     assert outcome == [True]
-    assert claims[0].calls == ["verify", "complete:processed"]
-    assert [claim.calls for claim in claims[1:]] == [["release"]] * 4
+    assert claims[0].calls == ["verify", "complete:processed"]  # the batch in flight finished
+    # Decoded or decoding when the stop came: no batch starts after it, so they are released.
+    assert claims[1].calls == claims[2].calls == ["release"]
     assert (folder.output / "00.jpg.cutout.png").is_file()
     assert all(path.exists() for path in paths)
     assert sorted(p.name for p in folder.output.iterdir() if not p.name.startswith(".")) == ["00.jpg.cutout.png"]

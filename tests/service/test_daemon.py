@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -23,6 +24,9 @@ HALF = WATCHDOG_USEC / 2 / 1e6
 # The stand-in with extra convolutions costs like a real network: about 2.5 s for a
 # 1000 px image and 6 s for 1600 px on one CPU thread, nothing for the 64 px warm-up.
 SLOW_CONVS = 100
+# Slower still: a 1600 px image takes minutes (2.7 on a loaded machine), far past the short
+# shutdown_timeout below.
+STUCK_CONVS = 600
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +40,13 @@ def fast_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def slow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("standin-slow")
     write_standin_graph(path, extra_convs=SLOW_CONVS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stuck_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("standin-stuck")
+    write_standin_graph(path, extra_convs=STUCK_CONVS)
     return path
 
 
@@ -115,7 +126,8 @@ def _pings(sock, after: float) -> list[float]:
 def test_sigterm_finishes_the_batch_and_releases_the_rest(tmp_path: Path, slow_model: Path) -> None:
     hot = folder(tmp_path, "a")
     config = write_config(tmp_path / "bshmd.yaml", slow_model, [hot], batch={"max_size": 1},
-                          pipeline={"decode_workers": 1, "write_workers": 1, "queue_size": 1})
+                          pipeline={"decode_workers": 1, "write_workers": 1, "queue_size": 1},
+                          logging={"level": "DEBUG", "journald": "off"})
     # The pipeline takes at most queue_size + batch.max_size = 2 files: the rest wait for room.
     names = [f"p{i}.png" for i in range(5)]
     daemon = DaemonProcess(config, tmp_path / "first.log")
@@ -123,14 +135,20 @@ def test_sigterm_finishes_the_batch_and_releases_the_rest(tmp_path: Path, slow_m
         daemon.wait_log("ready: ", timeout=90)
         for name in names:
             drop_portrait(hot["input"], name, 1000)
-        wait_until(lambda: daemon.status()["inference_running_seconds"] is not None, timeout=30,
-                   what=f"an inference in flight; log:\n{daemon.log}")
+        wait_until(lambda: (status := daemon.status())["inference_running_seconds"] is not None
+                   and status["stages"].get("batch", 0) >= 1, timeout=30,
+                   what=f"an inference in flight and a decoded file waiting; log:\n{daemon.log}")
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(20 + 5) == 0, daemon.text()  # shutdown_timeout is 20 s
         first = daemon.text()
         assert "stopped after" in first and "released" in first
         done_first = outputs_in(hot["output"])
         assert 1 <= len(done_first) < len(names), first
+        # The batch in flight finished; the decoded file behind it was released, not inferred.
+        before, after = first.split("intake stopped", 1)
+        assert "inference of a batch" not in after, first
+        assert "released without inference" in after, first
+        assert len(done_first) == before.count("inference of a batch"), first
         assert_outputs_whole(hot["output"])
     finally:
         daemon.kill()
@@ -146,6 +164,59 @@ def test_sigterm_finishes_the_batch_and_releases_the_rest(tmp_path: Path, slow_m
         assert len(outputs_in(hot["output"])) == len(names)  # nothing processed twice
         assert {p.name.split(".")[0] for p in outputs_in(hot["output"])} == {n.split(".")[0] for n in names}
         assert not outputs_in(hot["quarantine"])
+    finally:
+        again.kill()
+
+
+def lines_after(text: str, marker: str) -> list[str]:
+    return text[text.index(marker):].splitlines()
+
+
+def test_sigterm_starts_no_batch_and_leaves_an_overlong_one_within_shutdown_timeout(
+        tmp_path: Path, stuck_model: Path, fast_model: Path) -> None:
+    hot = folder(tmp_path, "a")
+    shutdown_timeout = 3
+    config = write_config(tmp_path / "bshmd.yaml", stuck_model, [hot], batch={"max_size": 1},
+                          pipeline={"decode_workers": 2, "write_workers": 1, "queue_size": 4},
+                          shutdown_timeout=shutdown_timeout, logging={"level": "DEBUG", "journald": "off"})
+    names = [f"p{i}.png" for i in range(4)]
+    daemon = DaemonProcess(config, tmp_path / "first.log")
+    try:
+        daemon.wait_log("ready: ", timeout=90)
+        for name in names:
+            drop_portrait(hot["input"], name, 1600)
+        # One batch in the engine, for far longer than shutdown_timeout, the others behind it.
+        wait_until(lambda: (status := daemon.status())["inference_running_seconds"] is not None
+                   and sum(status["stages"].values()) == len(names), timeout=60,
+                   what=f"an inference in flight and every file in the pipeline; log:\n{daemon.log}")
+        sent = time.monotonic()
+        daemon.signal(signal.SIGTERM)
+        # The engine's call is left behind: the exit does not wait for it. The bound is
+        # generous for a loaded machine and still far below the call's own minutes.
+        assert daemon.wait(shutdown_timeout + 20) == 0, daemon.text()
+        print(f"exited {time.monotonic() - sent:.1f} s after SIGTERM (shutdown_timeout {shutdown_timeout} s)")
+        text = daemon.text()
+        after = lines_after(text, "intake stopped")
+        assert not [line for line in after if "inference of a batch" in line], text  # no batch started
+        assert f"shutdown_timeout ({shutdown_timeout} s) ran out" in text
+        released = [line for line in after if "unprocessed (shutdown)" in line]
+        for name in names:  # every claim, the abandoned batch's too, was given back
+            assert any(name in line for line in released), text
+        assert outputs_in(hot["output"]) == []  # nothing half-written either
+        assert_outputs_whole(hot["output"])
+        assert sorted(p.name for p in Path(hot["input"]).iterdir()) == names
+    finally:
+        daemon.kill()
+
+    # Nothing was lost: a restart (with a faster model) processes every input.
+    write_config(config, fast_model, [hot], http={"enabled": True, "host": "127.0.0.1", "port": daemon.port})
+    again = DaemonProcess(config, tmp_path / "second.log")
+    try:
+        wait_until(lambda: len(outputs_in(hot["output"])) == len(names), timeout=90,
+                   what="every input processed after the restart")
+        again.signal(signal.SIGTERM)
+        assert again.wait(25) == 0, again.text()
+        assert_outputs_whole(hot["output"])
     finally:
         again.kill()
 
