@@ -11,9 +11,8 @@ import math
 import os
 import socket
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bshmd.engine.loader import FIX_HINT, GRAPH_FILE
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("bshmd.engine")
 
 FETCH_THREAD_NAME = "bshmd-model-fetch"
-T = TypeVar("T")
 
 
 def resolve_model_dir(model_cfg: ModelConfig, fetch: bool) -> Path:
@@ -124,7 +122,9 @@ def _from_modelscope(model_cfg: ModelConfig, *, local_files_only: bool) -> Path:
         )
 
     try:
-        folder = Path(_call_with_limit(download, limit))
+        # A thread cannot be cancelled: a download that overruns is abandoned (it ends when its
+        # network call gives up, or with the process) rather than blocking start-up.
+        folder = Path(call_with_limit(download, limit, name=FETCH_THREAD_NAME))
     except CallTimeout as exc:
         raise ModelFetchError(
             f"{what} model {model_cfg.id} did not finish within {limit:g} s "
@@ -144,12 +144,3 @@ def _from_modelscope(model_cfg: ModelConfig, *, local_files_only: bool) -> Path:
         )
     log.info("model %s is at %s", model_cfg.id, folder)
     return folder
-
-
-def _call_with_limit(function: Callable[[], T], limit: float) -> T:
-    """``function()`` on a daemon thread named for the fetch; CallTimeout after ``limit`` s.
-
-    A thread cannot be cancelled: one that overruns is abandoned (it ends when its network
-    call gives up, or with the process) rather than blocking start-up.
-    """
-    return call_with_limit(function, limit, name=FETCH_THREAD_NAME)

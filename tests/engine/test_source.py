@@ -11,8 +11,9 @@ import pytest
 
 from bshmd.config import ModelConfig
 from bshmd.engine import MattingEngine, resolve_model_dir
-from bshmd.engine.source import FETCH_THREAD_NAME, _call_with_limit
+from bshmd.engine.source import FETCH_THREAD_NAME
 from bshmd.errors import ModelFetchError, ModelLoadError
+from bshmd.timed import call_with_limit
 from tests.support.waiting import wait_until
 
 from .images import subject_on_backdrop
@@ -69,7 +70,7 @@ def test_fetch_without_network_fails_within_the_limit_saying_how_to_place_the_mo
 def test_call_with_limit_stops_waiting_for_a_call_that_hangs() -> None:
     release = threading.Event()
     with pytest.raises(TimeoutError):
-        _call_with_limit(lambda: release.wait(30), 0.2)
+        call_with_limit(lambda: release.wait(30), 0.2, name=FETCH_THREAD_NAME)
     release.set()
     assert wait_until(lambda: not _fetch_threads(), 10, "the fetch threads to end")
-    assert _call_with_limit(lambda: 42, 5) == 42
+    assert call_with_limit(lambda: 42, 5, name=FETCH_THREAD_NAME) == 42
